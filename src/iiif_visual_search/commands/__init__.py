@@ -1,0 +1,1 @@
+"""One module per group of ``ivs`` verbs; ``cli.LAZY_COMMANDS`` names them."""

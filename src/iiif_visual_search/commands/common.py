@@ -1,0 +1,23 @@
+"""What every verb needs: settings from the context, and the catalogue."""
+
+from __future__ import annotations
+
+import click
+
+from ..catalogue import Catalogue
+from ..config import Settings, load_settings
+
+
+def settings_from(ctx: click.Context, **overrides: object) -> Settings:
+    root = ctx.find_root()
+    data_dir = (root.obj or {}).get("data_dir")
+    return load_settings(data_dir=data_dir, **overrides)
+
+
+def open_catalogue(settings: Settings, must_exist: bool = True) -> Catalogue:
+    if must_exist and not settings.catalogue_path.exists():
+        raise click.ClickException(
+            f"no catalogue at {settings.catalogue_path}: run 'ivs ingest SOURCE' first "
+            "(or point --data-dir / IVS_DATA_DIR at an existing one)"
+        )
+    return Catalogue(settings.catalogue_path)

@@ -1,0 +1,82 @@
+"""From a layout file's coordinates to integer canvas pixels, and the flags filters rely on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .records import LayoutPage, LayoutRegion
+
+# Length of one unit in inches.
+_UNIT_INCHES = {"mm10": 1 / 254.0, "inch1200": 1 / 1200.0}
+
+# The paper drops regions whose longer side is 50 times the shorter: rules and separators.
+ASPECT_RATIO_LIMIT = 50.0
+TINY_SIDE = 16  # canvas pixels
+TINY_AREA_FRACTION = 0.0005
+PAGE_SIZED_FRACTION = 0.85
+SEPARATOR_RATIO = 12.0
+SEPARATOR_THIN_FRACTION = 0.01
+
+
+@dataclass(frozen=True)
+class CanvasBox:
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+class GeometryError(ValueError):
+    pass
+
+
+def page_scale(page: LayoutPage, canvas_w: int, canvas_h: int, dpi: float | None) -> tuple[float, float]:
+    """Factors that turn layout units into canvas pixels.
+
+    When the layout states its page size, that size is mapped onto the canvas: this holds whatever the unit
+    and whatever resolution the OCR ran at (canvas and layout page often differ a little). Only when the page
+    size is missing do we fall back to the unit and a DPI, assuming the canvas is the scan at that DPI.
+    """
+    if page.width > 0 and page.height > 0:
+        return canvas_w / page.width, canvas_h / page.height
+    if page.unit == "pixel":
+        return 1.0, 1.0
+    if not dpi:
+        raise GeometryError(
+            f"the layout uses {page.unit} and gives no page size, and no DPI is known "
+            "(the manifest has no physical-dimensions service); pass --dpi"
+        )
+    factor = _UNIT_INCHES[page.unit] * dpi
+    return factor, factor
+
+
+def to_canvas(region: LayoutRegion, sx: float, sy: float, canvas_w: int, canvas_h: int) -> CanvasBox | None:
+    """Integer canvas box, clipped to the canvas; None when nothing of it lies on the canvas."""
+    x0 = max(0.0, region.x * sx)
+    y0 = max(0.0, region.y * sy)
+    x1 = min(float(canvas_w), (region.x + region.w) * sx)
+    y1 = min(float(canvas_h), (region.y + region.h) * sy)
+    ix0, iy0 = int(round(x0)), int(round(y0))
+    ix1, iy1 = int(round(x1)), int(round(y1))
+    if ix1 - ix0 < 1 or iy1 - iy0 < 1:
+        return None
+    return CanvasBox(ix0, iy0, ix1 - ix0, iy1 - iy0)
+
+
+def flags_for(box: CanvasBox, canvas_w: int, canvas_h: int) -> tuple[str, ...]:
+    """Why a filter might skip this region. Regions are kept either way; flags only inform."""
+    flags: list[str] = []
+    long_side, short_side = max(box.w, box.h), max(1, min(box.w, box.h))
+    ratio = long_side / short_side
+    if ratio >= ASPECT_RATIO_LIMIT:
+        flags.append("aspect")
+    page_area = max(1, canvas_w * canvas_h)
+    if min(box.w, box.h) < TINY_SIDE or box.w * box.h < TINY_AREA_FRACTION * page_area:
+        flags.append("tiny")
+    if box.w >= PAGE_SIZED_FRACTION * canvas_w and box.h >= PAGE_SIZED_FRACTION * canvas_h:
+        flags.append("page")
+    # A separator is a long thin line: thin relative to the page, long relative to its width.
+    thin = short_side < SEPARATOR_THIN_FRACTION * max(canvas_w, canvas_h)
+    if ratio >= SEPARATOR_RATIO and thin:
+        flags.append("separator")
+    return tuple(sorted(flags))

@@ -1,0 +1,241 @@
+"""The ingest job: sources → manifests → canvases → layout files → regions in the catalogue.
+
+Documents are fetched concurrently; parsing runs in worker threads so the event loop keeps fetching.
+Each manifest, and each canvas's regions, is written in its own transaction: a run killed at any point
+leaves a consistent catalogue, and the next run picks up the canvases whose layout was not yet read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .catalogue import Catalogue, RegionRow, canvas_id_for, manifest_id_for, region_id_for
+from .config import Settings
+from .geometry import GeometryError, flags_for, page_scale, to_canvas
+from .loader import DocumentLoader, LoadError, resolve
+from .records import CollectionRecord, LayoutError, ManifestError, ManifestRecord
+from .sources.layout import read_layout
+from .sources.manifest import parse_bytes
+
+
+@dataclass
+class LayoutOverride:
+    ref: str
+    format: str = ""  # "" = detect from the file
+
+
+@dataclass
+class IngestReport:
+    manifests_seen: int = 0
+    manifests_changed: int = 0
+    collections: int = 0
+    layouts_read: int = 0
+    layouts_unchanged: int = 0
+    regions_created: int = 0
+    regions_updated: int = 0
+    regions_deleted: int = 0
+    manifests_deleted: int = 0
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, ref, reason)
+
+    @property
+    def ingested_anything(self) -> bool:
+        return self.manifests_seen > 0
+
+
+def read_layout_map(path: Path) -> dict[str, LayoutOverride]:
+    """CSV rows ``canvas,layout``: canvas is a canvas id or a 1-based position; layout a path or URL.
+
+    Relative layout paths are taken relative to the CSV file, so a map can travel with its files.
+    A header row is allowed. Keys are the canvas id, or ``#N`` for a position.
+    """
+    overrides: dict[str, LayoutOverride] = {}
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        for line_no, row in enumerate(csv.reader(handle), start=1):
+            cells = [c.strip() for c in row]
+            if not cells or not any(cells) or cells[0].startswith("#"):
+                continue
+            if len(cells) < 2:
+                raise ValueError(f"{path}:{line_no}: expected 'canvas,layout', got {row!r}")
+            canvas, layout = cells[0], cells[1]
+            if line_no == 1 and canvas.lower() in ("canvas", "canvas_id", "position"):
+                continue
+            fmt = cells[2].lower() if len(cells) > 2 else ""
+            key = f"#{int(canvas)}" if canvas.isdigit() else canvas
+            overrides[key] = LayoutOverride(resolve(layout, str(path.resolve())), fmt)
+    return overrides
+
+
+class Ingester:
+    def __init__(self, catalogue: Catalogue, settings: Settings, loader: DocumentLoader, *,
+                 layout_map: dict[str, LayoutOverride] | None = None, dpi: float | None = None,
+                 new_only: bool = False, progress: Callable[[str], None] | None = None,
+                 bar: Any = None) -> None:
+        self.bar = bar  # a tqdm bar counting canvases with a layout; its total grows as manifests arrive
+        self.catalogue = catalogue
+        self.settings = settings
+        self.loader = loader
+        self.layout_map = layout_map or {}
+        self.dpi = dpi
+        self.new_only = new_only
+        self.report = IngestReport()
+        self._progress = progress or (lambda _msg: None)
+        self._seen_docs: set[str] = set()
+        self._layout_semaphore = asyncio.Semaphore(max(1, settings.concurrency))
+
+    def _fail(self, kind: str, ref: str, reason: str, manifest_id: str = "") -> None:
+        self.catalogue.quarantine(kind, ref, reason, manifest_id)
+        self.report.failures.append((kind, ref, reason))
+        self._progress(f"quarantined {kind} {ref}: {reason}")
+
+    async def run(self, sources: list[str]) -> IngestReport:
+        await asyncio.gather(*(self._source(self._normalise(s)) for s in sources))
+        return self.report
+
+    @staticmethod
+    def _normalise(source: str) -> str:
+        path = Path(source)
+        if "://" not in source and path.exists():
+            return str(path.resolve())
+        return source
+
+    async def _source(self, ref: str) -> None:
+        if ref in self._seen_docs:
+            return
+        self._seen_docs.add(ref)
+        try:
+            data = await self.loader.load(ref)
+            document = await asyncio.to_thread(parse_bytes, data, url=ref)
+        except (LoadError, ManifestError) as exc:
+            self._fail("manifest", ref, str(exc))
+            return
+        if isinstance(document, CollectionRecord):
+            await self._collection(document, ref)
+        else:
+            await self._manifest(document, data)
+
+    async def _collection(self, record: CollectionRecord, ref: str) -> None:
+        self.report.collections += 1
+        members = [(resolve(m, ref), "manifest") for m in record.manifests]
+        members += [(resolve(c, ref), "collection") for c in record.collections]
+        self.catalogue.clear_quarantine("manifest", ref)
+        gone = self.catalogue.upsert_collection(record.id or ref, ref, record.label, members)
+        for url in gone:
+            self._drop_manifest_if_orphaned(url)
+        await asyncio.gather(*(self._source(url) for url, _ in members))
+
+    def _drop_manifest_if_orphaned(self, url: str) -> None:
+        still_member = self.catalogue.query_one(
+            "SELECT 1 FROM collection_member WHERE member_url=? AND kind='manifest'", (url,))
+        row = self.catalogue.find_manifest(url)
+        if row is not None and still_member is None and row["status"] == "ok":
+            self.catalogue.mark_manifest_deleted(row["id"], "no longer listed in its collection")
+            self.report.manifests_deleted += 1
+
+    async def _manifest(self, record: ManifestRecord, data: bytes) -> None:
+        if not record.id:
+            record.id = record.url
+        self.report.manifests_seen += 1
+        content_hash = hashlib.sha256(data).hexdigest()
+        mid, changed = self.catalogue.upsert_manifest(record, content_hash)
+        self.catalogue.clear_quarantine("manifest", record.url)
+        if changed:
+            self.report.manifests_changed += 1
+        self._apply_layout_map(mid, record)
+        canvases = [row for row in self.catalogue.canvases(mid) if row["layout_url"]]
+        if self.bar is not None:
+            self.bar.total = (self.bar.total or 0) + len(canvases)
+            self.bar.refresh()
+        await asyncio.gather(*(self._canvas_counted(mid, record, row) for row in canvases))
+
+    async def _canvas_counted(self, mid: str, record: ManifestRecord, row: Any) -> None:
+        try:
+            await self._canvas(mid, record, row)
+        finally:
+            if self.bar is not None:
+                self.bar.update(1)
+
+    def _apply_layout_map(self, mid: str, record: ManifestRecord) -> None:
+        if not self.layout_map:
+            return
+        for canvas in record.canvases:
+            override = self.layout_map.get(canvas.id) or self.layout_map.get(f"#{canvas.position + 1}")
+            if override is not None:
+                self.catalogue.set_layout_override(canvas_id_for(mid, canvas.id), override.ref, override.format)
+
+    async def _canvas(self, mid: str, record: ManifestRecord, row: Any) -> None:
+        layout_url = row["layout_url"]
+        if not layout_url:
+            return
+        if self.new_only and row["layout_status"] == "ok":
+            self.report.layouts_unchanged += 1
+            return
+        ref = resolve(layout_url, record.url)
+        async with self._layout_semaphore:
+            try:
+                data = await self.loader.load(ref)
+            except LoadError as exc:
+                self._fail("layout", ref, str(exc), mid)
+                self.catalogue.set_layout_status(row["id"], "quarantined")
+                return
+        layout_hash = hashlib.sha256(data).hexdigest()
+        if row["layout_status"] == "ok" and row["layout_hash"] == layout_hash:
+            self.report.layouts_unchanged += 1
+            return
+        try:
+            regions = await asyncio.to_thread(self._regions_from_layout, mid, row, data, ref)
+        except (LayoutError, GeometryError) as exc:
+            self._fail("layout", ref, str(exc), mid)
+            self.catalogue.set_layout_status(row["id"], "quarantined")
+            return
+        counts = self.catalogue.replace_canvas_regions(row["id"], regions, layout_hash)
+        self.catalogue.clear_quarantine("layout", ref)
+        self.report.layouts_read += 1
+        self.report.regions_created += counts["created"]
+        self.report.regions_updated += counts["updated"]
+        self.report.regions_deleted += counts["deleted"]
+
+    def _regions_from_layout(self, mid: str, row: Any, data: bytes, ref: str) -> list[RegionRow]:
+        if len(data) > self.settings.max_document_bytes:
+            raise LayoutError(f"{len(data)} bytes, over the limit of {self.settings.max_document_bytes}")
+        page = read_layout(data, source=ref)
+        width, height = int(row["width"]), int(row["height"])
+        if width <= 0 or height <= 0:
+            raise LayoutError("the canvas has no size, so layout coordinates cannot be placed on it")
+        dpi = self.dpi
+        if dpi is None and row["physical_scale"]:
+            dpi = 1.0 / float(row["physical_scale"])
+        sx, sy = page_scale(page, width, height, dpi)
+        regions: dict[str, RegionRow] = {}
+        for index, region in enumerate(page.regions):
+            box = to_canvas(region, sx, sy, width, height)
+            if box is None:
+                continue
+            block = region.block_id or f"#{index}"
+            rid = region_id_for(mid, row["uri"], block, box.x, box.y, box.w, box.h)
+            regions[rid] = RegionRow(
+                id=rid, canvas_id=row["id"], manifest_id=mid, x=box.x, y=box.y, w=box.w, h=box.h,
+                source_block_id=block, block_type=region.block_type,
+                context_before=region.context_before, context_after=region.context_after,
+                caption=region.caption, flags=flags_for(box, width, height),
+            )
+        return list(regions.values())
+
+
+async def ingest(sources: list[str], catalogue: Catalogue, settings: Settings, *,
+                 layout_map: dict[str, LayoutOverride] | None = None, dpi: float | None = None,
+                 new_only: bool = False, progress: Callable[[str], None] | None = None,
+                 bar: Any = None) -> IngestReport:
+    async with DocumentLoader(user_agent=settings.user_agent, max_bytes=settings.max_document_bytes,
+                              timeout_s=settings.timeout_s, concurrency=settings.concurrency) as loader:
+        ingester = Ingester(catalogue, settings, loader, layout_map=layout_map, dpi=dpi, new_only=new_only,
+                            progress=progress, bar=bar)
+        return await ingester.run(sources)
+
+
+__all__ = ["IngestReport", "LayoutOverride", "ingest", "read_layout_map", "manifest_id_for"]

@@ -1,0 +1,140 @@
+"""Read documents (manifests, collections, layout files) from http(s) URLs, file:// URLs and local paths."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlparse
+
+import httpx
+
+
+class LoadError(Exception):
+    """A document that could not be read; the message is the reason stored in quarantine."""
+
+
+def is_remote(ref: str) -> bool:
+    return urlparse(ref).scheme in ("http", "https")
+
+
+def local_path(ref: str) -> Path | None:
+    parsed = urlparse(ref)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme in ("", ) or (len(parsed.scheme) == 1 and ref[1:3] in (":\\", ":/")):
+        return Path(ref)
+    return None
+
+
+def resolve(ref: str, base: str) -> str:
+    """A reference relative to the document it came from (local paths resolve against local paths)."""
+    if urlparse(ref).scheme:
+        return ref
+    base_path = local_path(base)
+    if base_path is not None and not is_remote(base):
+        candidate = Path(ref)
+        resolved = candidate if candidate.is_absolute() else base_path.parent / candidate
+        return str(resolved)
+    return urljoin(base, ref)
+
+
+class DocumentLoader:
+    """Fetches whole documents with a size limit, bounded concurrency and a few retries on transient errors."""
+
+    def __init__(self, *, user_agent: str, max_bytes: int, timeout_s: float = 30.0, concurrency: int = 8,
+                 retries: int = 2, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.max_bytes = max_bytes
+        self.retries = retries
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._client = httpx.AsyncClient(
+            headers={"User-Agent": user_agent, "Accept": "application/ld+json, application/json, */*"},
+            timeout=timeout_s, follow_redirects=True, transport=transport,
+            limits=httpx.Limits(max_connections=concurrency),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> DocumentLoader:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def load(self, ref: str) -> bytes:
+        if is_remote(ref):
+            async with self._semaphore:
+                return await self._load_http(ref)
+        path = local_path(ref)
+        if path is None:
+            raise LoadError(f"unsupported address {ref!r}: use an http(s) URL, a file:// URL or a local path")
+        return await asyncio.to_thread(self._load_file, path)
+
+    def _load_file(self, path: Path) -> bytes:
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise LoadError(f"file not found: {path}") from None
+        except OSError as exc:
+            raise LoadError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if path.is_dir():
+            raise LoadError(f"{path} is a folder, not a document")
+        if size > self.max_bytes:
+            raise LoadError(f"{path} is {size} bytes, over the limit of {self.max_bytes}")
+        return path.read_bytes()
+
+    async def _load_http(self, url: str) -> bytes:
+        attempt = 0
+        while True:
+            try:
+                return await self._get_once(url)
+            except _Transient as exc:
+                attempt += 1
+                if attempt > self.retries:
+                    raise LoadError(str(exc)) from None
+                delay = exc.retry_after if exc.retry_after is not None else 0.5 * 2 ** attempt
+                await asyncio.sleep(min(delay, 30.0) + random.uniform(0, 0.25))
+
+    async def _get_once(self, url: str) -> bytes:
+        host = urlparse(url).hostname or url
+        try:
+            async with self._client.stream("GET", url) as response:
+                if response.status_code == 429 or response.status_code >= 500:
+                    raise _Transient(f"HTTP {response.status_code} from {host}", _retry_after(response))
+                if response.status_code >= 400:
+                    raise LoadError(f"HTTP {response.status_code} for {url}")
+                declared = response.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > self.max_bytes:
+                    raise LoadError(f"{url} is {declared} bytes, over the limit of {self.max_bytes}")
+                chunks: list[bytes] = []
+                total = 0
+                async for chunk in response.aiter_bytes():
+                    total += len(chunk)
+                    if total > self.max_bytes:
+                        raise LoadError(f"{url} is larger than the limit of {self.max_bytes} bytes")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx.ConnectError as exc:
+            raise LoadError(
+                f"cannot connect to {host}: {exc or 'connection failed'} "
+                "(is there a network connection? local files and file:// URLs work offline)"
+            ) from None
+        except httpx.TimeoutException:
+            raise _Transient(f"timed out reading {url}", None) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise _Transient(f"connection broke reading {url}: {exc}", None) from None
+
+
+class _Transient(Exception):
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
