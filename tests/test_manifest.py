@@ -462,6 +462,15 @@ def test_image_service_skips_auth_and_physdim_services() -> None:
     assert canvas.physical_scale_inches == pytest.approx(0.1 / 25.4)  # mm → inches
 
 
+def test_services_of_other_kinds_are_not_image_services() -> None:
+    geojson = {"@context": "http://geojson.org/geojson-ld/geojson-context.jsonld", "@id": "https://x/paris.json"}
+    auth = {"@id": "https://auth/login", "profile": "http://iiif.io/api/auth/1/login"}
+    typed = {"id": "https://x/search", "type": "SearchService2"}
+    body = {"@id": "https://i/x.jpg", "@type": "dctypes:Image", "service": [geojson, auth, typed]}
+    canvas = {"@id": "https://example.org/c1", "width": 1, "height": 1, "images": [{"resource": body}]}
+    assert _only_canvas(_v2(canvas)).image_service is None
+
+
 def test_physdim_on_a_larger_image_is_rescaled_to_the_canvas() -> None:
     physdim = {"profile": "http://iiif.io/api/annex/services/physdim", "physicalScale": 0.0025, "physicalUnits": "in"}
     service = {"id": "https://i/x", "type": "ImageService2", "width": 4000, "height": 6000, "service": [physdim]}

@@ -494,9 +494,12 @@ def _image_service(body: dict) -> ImageService | None:
             chosen = service
             break
     if chosen is None:
-        # No type, context or versioned profile: an untyped service next to an image is an image
-        # service in practice. Version 2 is what such producers serve; info.json settles it at fetch time.
-        chosen = next((s for s in services if not _is_other_service(s)), None)
+        # A bare service (an id, perhaps a "level1" profile, no type or context) next to an image is an
+        # image service in practice. Version 2 is what such producers serve; info.json settles it at fetch
+        # time. Anything with its own type or context (GeoJSON, auth, physdim) is something else.
+        chosen = next(
+            (s for s in services if not _is_other_service(s) and not _type_of(s) and "@context" not in s), None
+        )
         version = 2
     if chosen is None:
         return None
