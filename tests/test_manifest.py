@@ -75,9 +75,9 @@ MANIFESTS: dict[str, tuple[int, int, tuple[int, int] | None, tuple[str, int, int
     "bnf-gallica/VictorHugo_manifest_v3.json": (
         3, 522, (6332, 4692), ("https://api.bnf.fr/iiif/image/v3/ark:%2F12148%2Fbpt6k1264641j/f1", 3, 2), 522,
     ),
-    # Gallica still declares Image API 1.1 compliance; the reader reports 1 rather than guess.
+    # Gallica still declares Image API 1.1 compliance; that is read as version 2 (same URL syntax).
     "bnf-gallica/vogue-1920-bpt6k9604118j_v2.json": (
-        2, 74, (4337, 5389), ("https://gallica.bnf.fr/iiif/ark:/12148/bpt6k9604118j/f1", 1, 2), 3,
+        2, 74, (4337, 5389), ("https://gallica.bnf.fr/iiif/ark:/12148/bpt6k9604118j/f1", 2, 2), 3,
     ),
     "cookbook-0068-newspaper/newspaper_issue_1-manifest.json": (
         3, 2, (3602, 5000),
@@ -268,6 +268,9 @@ def test_gallica_vogue_f19_to_f21_point_at_the_included_alto_files() -> None:
     assert record.homepage == "https://gallica.bnf.fr/ark:/12148/bpt6k9604118j"  # v2 "related"
     assert record.rights == "https://gallica.bnf.fr/html/und/conditions-dutilisation-des-contenus-de-gallica"
     assert record.required_statement == "Bibliothèque nationale de France"
+    service = record.canvases[0].image_service
+    assert service is not None
+    assert service.profile == "http://library.stanford.edu/iiif/image-api/1.1/compliance.html#level2"
     # The manifest-level seeAlso is a bare OAI URL and must not become a layout link anywhere.
     assert record.canvases[0].layout is None
 
@@ -437,7 +440,7 @@ def test_non_painting_and_non_image_bodies_are_not_the_image() -> None:
         ({"@id": "https://i/x", "@type": "ImageService2", "profile": "level1"}, 2, 1),
         ({"id": "https://i/x", "type": "ImageService3", "profile": "level0"}, 3, 0),
         ({"@id": "https://i/x", "@context": "http://iiif.io/api/image/3/context.json"}, 3, None),
-        ({"@id": "https://i/x/info.json", "profile": "http://library.stanford.edu/iiif/image-api/1.1/compliance.html#level1"}, 1, 1),
+        ({"@id": "https://i/x/info.json", "profile": "http://library.stanford.edu/iiif/image-api/1.1/compliance.html#level1"}, 2, 1),
         ({"@id": "https://i/x"}, 2, None),  # untyped: assumed 2, info.json decides at fetch time
     ],
 )

@@ -469,6 +469,13 @@ def _image_service_version(service: dict) -> int | None:
     return None
 
 
+def _record_version(version: int) -> int:
+    # ImageService.version is 2 or 3 across the project. Image API 1.1 (still declared by Gallica) shares
+    # 2.x's URL syntax apart from the quality name, so it is read as 2; its profile keeps the 1.1 URI,
+    # and fetch/ settles the details from info.json.
+    return 2 if version < 2 else version
+
+
 def _image_service_level(service: dict) -> int | None:
     for profile in _strings(service.get("profile")):
         match = re.search(r"level\s*([012])\b", profile)
@@ -507,7 +514,9 @@ def _image_service(body: dict) -> ImageService | None:
     if ident.endswith("/info.json"):
         ident = ident[: -len("/info.json")]
     profile = next(iter(_strings(chosen.get("profile"))), "")
-    return ImageService(id=ident, version=version or 2, profile=profile, level=_image_service_level(chosen))
+    return ImageService(
+        id=ident, version=_record_version(version or 2), profile=profile, level=_image_service_level(chosen)
+    )
 
 
 def _image_service_dict(body: dict | None) -> dict | None:
