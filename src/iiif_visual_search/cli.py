@@ -15,6 +15,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "status": "commands.status_cmd:status",
     "regions": "commands.status_cmd:regions",
     "quarantine": "commands.status_cmd:quarantine",
+    "fetch": "commands.fetch_cmd:fetch",
+    "demo": "commands.demo_cmd:demo",
 }
 
 

@@ -1,0 +1,70 @@
+"""``ivs demo``: the whole pipeline on the demo collection, then the service."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from ..catalogue import Catalogue
+from ..config import Settings
+from ..ingest import IngestReport, ingest
+from ..local_sample import write_sample
+from .common import settings_from
+
+REPO = Path(__file__).resolve().parents[3]
+DEMO_COLLECTION = REPO / "manifests" / "demo-collection.json"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _offline(report: IngestReport) -> bool:
+    return report.manifests_seen == 0 and bool(report.failures) and all(
+        "cannot connect" in reason for _, _, reason in report.failures)
+
+
+def ingest_demo(settings: Settings, source: Path, shared_data: Path, *, quiet: bool = False) -> None:
+    """Ingest the demo collection; without a network, the local sample built from ``shared_data``."""
+    with Catalogue(settings.catalogue_path) as catalogue:
+        def run(src: str, desc: str) -> IngestReport:
+            bar = tqdm(total=0, unit="page", desc=desc, disable=quiet or None, file=sys.stderr)
+            try:
+                return asyncio.run(ingest([src], catalogue, settings, bar=bar))
+            finally:
+                bar.close()
+
+        report = run(str(source), "demo collection")
+        if _offline(report):
+            hosts = sorted({ref.split("/")[2] for _, ref, _ in report.failures if "://" in ref})
+            click.echo(f"No network: cannot reach {', '.join(hosts) or 'the manifest servers'}.", err=True)
+            if not shared_data.is_dir():
+                raise click.ClickException(
+                    f"and no local sample either ({shared_data} is missing): connect to the internet, or "
+                    "ingest your own files with 'ivs ingest PATH' (local paths and file:// URLs work offline)")
+            click.echo(f"Using the local sample instead: page scans and layout files from {shared_data}.",
+                       err=True)
+            sample = write_sample(shared_data, settings.data_dir / "local-sample")
+            report = run(str(sample), "local sample")
+        click.echo(f"ingested {report.manifests_seen} manifest(s): {report.regions_created} new region(s), "
+                   f"{len(report.failures)} quarantined")
+        if report.manifests_seen == 0:
+            raise click.ClickException("nothing could be ingested (see 'ivs quarantine')")
+
+
+@click.command()
+@click.option("--source", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=DEMO_COLLECTION,
+              show_default=True, help="The collection to ingest.")
+@click.option("--shared-data", type=click.Path(path_type=Path), default=SHARED_DATA, show_default=True,
+              help="Local scans + layout files used when there is no network.")
+@click.option("--no-serve", is_flag=True, help="Stop after the pipeline instead of serving.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.pass_context
+def demo(ctx: click.Context, source: Path, shared_data: Path, no_serve: bool, quiet: bool) -> None:
+    """Ingest the demo collection and show what it holds."""
+    settings = settings_from(ctx)
+    ingest_demo(settings, source, shared_data, quiet=quiet)
+    from .status_cmd import status
+
+    ctx.invoke(status)

@@ -1,0 +1,290 @@
+"""The ingest job end to end: real manifests and layout files from ../shared/data into a catalogue."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from iiif_visual_search.catalogue import Catalogue
+from iiif_visual_search.cli import main
+from iiif_visual_search.config import load_settings
+from iiif_visual_search.ingest import ingest, read_layout_map
+from iiif_visual_search.local_sample import Book, Page, write_sample
+
+from datapaths import shared
+
+
+def run_ingest(data_dir: Path, *sources: str, layout_map: Path | None = None) -> object:
+    settings = load_settings(data_dir=data_dir)
+    catalogue = Catalogue(settings.catalogue_path)
+    try:
+        overrides = read_layout_map(layout_map) if layout_map else None
+        return asyncio.run(ingest(list(sources), catalogue, settings, layout_map=overrides))
+    finally:
+        catalogue.close()
+
+
+def regions_json(data_dir: Path, *extra: str) -> list[dict]:
+    result = CliRunner().invoke(main, ["--data-dir", str(data_dir), "regions", "--json", *extra])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.output.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> Path:
+    return write_sample(shared(), tmp_path / "sample")
+
+
+def test_local_sample_regions_sit_on_printed_graphics(sample: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    report = run_ingest(data, str(sample))
+    assert report.manifests_seen >= 10 and not report.failures
+    rows = regions_json(data)
+    assert rows, "the sample has woodcuts, initials and engravings"
+    keys = {"id", "manifest", "canvas", "x", "y", "w", "h", "type", "block", "flags", "context"}
+    for row in rows:
+        assert keys <= row.keys()
+    # Unflagged regions of the incunabula and DTA pages hold ink: crop them from the scans and look.
+    with Catalogue(data / "catalogue.sqlite") as catalogue:
+        images = {r["uri"]: r["image_url"] for r in catalogue.query("SELECT uri, image_url FROM canvas")}
+    checked = 0
+    for row in rows:
+        if row["flags"] or "bnf-abbyy" in row["manifest"]:
+            continue
+        path = Path(images[row["canvas"]].removeprefix("file://"))
+        with Image.open(path) as scan:
+            crop = scan.convert("L").crop((row["x"], row["y"], row["x"] + row["w"], row["y"] + row["h"]))
+            lo, hi = crop.getextrema()
+            assert hi - lo > 80, f"{row['block']} on {path.name} looks blank"
+        checked += 1
+    assert checked >= 20
+
+
+def test_reingest_changes_nothing_and_cli_reports(sample: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    run_ingest(data, str(sample))
+    with Catalogue(data / "catalogue.sqlite") as catalogue:
+        changes = catalogue.query_one("SELECT COUNT(*) FROM change")[0]
+    first = regions_json(data)
+    runner = CliRunner()
+    result = runner.invoke(main, ["--data-dir", str(data), "ingest", "-q", str(sample)])
+    assert result.exit_code == 0, result.output
+    assert "+0 ~0 -0" in result.output
+    assert regions_json(data) == first
+    with Catalogue(data / "catalogue.sqlite") as catalogue:
+        assert catalogue.query_one("SELECT COUNT(*) FROM change")[0] == changes
+    status = runner.invoke(main, ["--data-dir", str(data), "status"])
+    assert status.exit_code == 0 and "regions:" in status.output and "quarantine: empty" in status.output
+
+
+def test_nln_manifest_with_mm10_alto_maps_onto_the_canvas(tmp_path: Path) -> None:
+    manifest = shared("iiif", "nb-norway", "presentation_3_recognized-text-manifest.json")
+    alto = shared("alto-variants", "nb-norway", "transkribus-alto-mm10.xml")
+    layout_map = tmp_path / "map.csv"
+    layout_map.write_text(f"canvas,layout\n1,{alto}\n", encoding="utf-8")
+    data = tmp_path / "data"
+    run_ingest(data, str(manifest), layout_map=layout_map)
+    with Catalogue(data / "catalogue.sqlite") as catalogue:
+        canvas = catalogue.query_one("SELECT * FROM canvas WHERE position=0")
+        assert (canvas["width"], canvas["height"]) == (2194, 2843)
+        assert canvas["layout_status"] == "ok"
+        assert abs(1 / canvas["physical_scale"] - 400) < 1e-6
+    # The mm10 page (1393×1805) covers the whole canvas: a region's box is its mm10 box × 2194/1393.
+    from iiif_visual_search.sources.layout import read_layout
+
+    page = read_layout(alto.read_bytes())
+    assert (page.width, page.height, page.unit) == (1393, 1805, "mm10")
+    # 400 dpi: one mm10 unit is 400/254 pixels, which is the same factor as page → canvas here.
+    assert abs(2194 / 1393 - 400 / 254) < 0.01
+    rows = regions_json(data)
+    for row in rows:
+        assert 0 <= row["x"] and row["x"] + row["w"] <= 2194 and row["y"] + row["h"] <= 2843
+    expected = {(round(r.x * 2194 / 1393), round(r.y * 2843 / 1805)) for r in page.regions}
+    assert {(r["x"], r["y"]) for r in rows} <= {(x + dx, y + dy) for x, y in expected for dx in (-1, 0, 1)
+                                                 for dy in (-1, 0, 1)}
+    assert len(rows) == len(page.regions)
+
+
+def test_cookbook_newspaper_alto_is_scaled_onto_its_canvases(tmp_path: Path) -> None:
+    # The recipe's files are Jekyll templates ({{ id.url }}); the manifest reader fills them in from
+    # where each file was read, so the real files ingest as they are.
+    collection = shared("iiif", "cookbook-0068-newspaper", "newspaper_title-collection.json")
+    data = tmp_path / "data"
+    report = run_ingest(data, str(collection))
+    assert report.manifests_seen == 2 and report.layouts_read == 4, report.failures
+    from iiif_visual_search.sources.layout import read_layout
+
+    rows = regions_json(data)
+    assert rows
+    for row in rows:
+        assert row["x"] + row["w"] <= 3602 and row["y"] + row["h"] <= 5000
+    # Issue 2 page 1: ALTO Page 3536×4999 (or similar) is stretched to 3602×5000, not placed 1:1.
+    alto = collection.parent / "newspaper_issue_2-alto_p1.xml"
+    page = read_layout(alto.read_bytes())
+    assert page.width != 3602
+    biggest = max(page.regions, key=lambda r: r.w * r.h)
+    ours = [r for r in rows if r["canvas"].endswith("/canvas/p1") and "issue_2" in r["manifest"]
+            and r["block"] == biggest.block_id]
+    assert len(ours) == 1
+    assert abs(ours[0]["x"] + ours[0]["w"] - (biggest.x + biggest.w) * 3602 / page.width) <= 1.0
+
+
+def test_bnf_lacroix_regions_have_the_reference_crop_size(tmp_path: Path) -> None:
+    folder = shared("bnf-lacroix-alto-crops")
+    from iiif_visual_search.sources.layout import read_layout
+
+    manifests = []
+    for n in (1, 2, 3):
+        alto = folder / f"X000000{n}.xml"
+        page = read_layout(alto.read_bytes())
+        manifest = {
+            "@context": "http://iiif.io/api/presentation/3/context.json",
+            "id": f"https://example.org/lacroix/{n}/manifest", "type": "Manifest",
+            "label": {"fr": [f"La Croix, page {n}"]},
+            "items": [{"id": f"https://example.org/lacroix/{n}/canvas/1", "type": "Canvas",
+                       "width": int(page.width), "height": int(page.height), "items": [],
+                       "seeAlso": [{"id": alto.as_uri(), "type": "Dataset", "format": "text/xml",
+                                    "profile": "http://www.loc.gov/standards/alto/"}]}],
+        }
+        path = tmp_path / f"lacroix-{n}.json"
+        path.write_text(json.dumps(manifest))
+        manifests.append(str(path))
+    data = tmp_path / "data"
+    run_ingest(data, *manifests)
+    rows = regions_json(data)
+    for n in (1, 2, 3):
+        with Image.open(folder / "expected_crops" / f"220169-{n}-1.jpg") as crop:
+            size = crop.size
+        block = f"PAG_0000000{n}_IL000001"
+        hits = [r for r in rows if r["block"] == block and r["manifest"].endswith(f"/{n}/manifest")]
+        assert len(hits) == 1, block
+        assert (hits[0]["w"], hits[0]["h"]) == size
+
+
+def test_layout_map_and_vogue_v2_manifest(tmp_path: Path) -> None:
+    manifest = shared("iiif", "bnf-gallica", "vogue-1920-bpt6k9604118j_v2.json")
+    alto_dir = shared("iiif", "bnf-gallica", "alto")
+    layout_map = tmp_path / "map.csv"
+    with layout_map.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        for n in (19, 20, 21):
+            writer.writerow([f"https://gallica.bnf.fr/iiif/ark:/12148/bpt6k9604118j/canvas/f{n}",
+                             str(alto_dir / f"X000000{n}.xml")])
+    data = tmp_path / "data"
+    report = run_ingest(data, str(manifest), layout_map=layout_map)
+    assert report.layouts_read == 3, report.failures
+    rows = regions_json(data)
+    assert {r["canvas"].rsplit("/", 1)[1] for r in rows} <= {"f19", "f20", "f21"}
+    assert rows
+
+
+def test_bad_documents_are_quarantined_and_the_rest_goes_on(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"@context": "http://iiif.io/api/presentation/3/context.json", "id": "x", "ty')
+    empty = tmp_path / "empty.json"
+    empty.write_bytes(b"")
+    bad_xml = tmp_path / "bad.xml"
+    bad_xml.write_text("<alto><Layout><Page WIDTH='10' HEIGHT='10'><PrintSpace>")
+    entity = tmp_path / "entity.xml"
+    entity.write_text('<?xml version="1.0"?><!DOCTYPE alto [<!ENTITY e "boom">]><alto>&e;</alto>')
+    canvases = []
+    for n, layout in enumerate([bad_xml, entity, tmp_path / "missing.xml"], start=1):
+        canvases.append({"id": f"https://example.org/c{n}", "type": "Canvas", "width": 100, "height": 100,
+                         "items": [], "seeAlso": [{"id": layout.as_uri(), "type": "Dataset",
+                                                   "format": "application/alto+xml"}]})
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"@context": "http://iiif.io/api/presentation/3/context.json",
+                                "id": "https://example.org/m", "type": "Manifest", "label": {"en": ["m"]},
+                                "items": canvases}))
+    runner = CliRunner()
+    data = tmp_path / "data"
+    result = runner.invoke(main, ["--data-dir", str(data), "ingest", "-q", str(broken), str(empty), str(good),
+                                  str(tmp_path / "nope.json")])
+    assert result.exit_code == 0, result.output  # the good manifest went in
+    with Catalogue(data / "catalogue.sqlite") as catalogue:
+        reasons = {(r["kind"], Path(r["ref"].removeprefix("file://")).name): r["reason"]
+                   for r in catalogue.quarantined()}
+    assert set(reasons) == {("manifest", "broken.json"), ("manifest", "empty.json"), ("manifest", "nope.json"),
+                            ("layout", "bad.xml"), ("layout", "entity.xml"), ("layout", "missing.xml")}
+    assert "not found" in reasons[("manifest", "nope.json")]
+    assert "entit" in reasons[("layout", "entity.xml")].lower()
+    assert "not found" in reasons[("layout", "missing.xml")]
+    # Nothing ingestable at all: the command fails.
+    result = runner.invoke(main, ["--data-dir", str(tmp_path / "d2"), "ingest", "-q", str(broken)])
+    assert result.exit_code != 0 and "nothing could be ingested" in result.output
+
+
+def test_changed_and_removed_sources_are_logged(tmp_path: Path) -> None:
+    incunabula = shared("gallicorpora-incunabula")
+    pages = sorted(incunabula.glob("*.xml"))[:2]
+    books = [Book(f"b{n}", f"Book {n}", [Page(p.with_suffix(".jpg"), tmp_path / f"l{n}.xml", "alto")])
+             for n, p in enumerate(pages)]
+    for n, p in enumerate(pages):
+        (tmp_path / f"l{n}.xml").write_bytes(p.read_bytes())
+    collection = write_sample(shared(), tmp_path / "s", books)
+    data = tmp_path / "data"
+    run_ingest(data, str(collection))
+    before = regions_json(data)
+    assert before
+    # Edit one layout: drop its first graphic zone by renaming its tag reference.
+    text = (tmp_path / "l0.xml").read_text(encoding="utf-8")
+    assert "GraphicZone" in text or "DropCapitalZone" in text
+    text = text.replace('LABEL="GraphicZone"', 'LABEL="MainZone"').replace('LABEL="DropCapitalZone"', 'LABEL="MainZone"')
+    (tmp_path / "l0.xml").write_text(text, encoding="utf-8")
+    # And take the second book out of the collection.
+    doc = json.loads(collection.read_text())
+    removed = doc["items"].pop(1)["id"]
+    collection.write_text(json.dumps(doc))
+    report = run_ingest(data, str(collection))
+    assert report.regions_deleted > 0 and report.manifests_deleted == 1
+    after = regions_json(data)
+    assert not any(r["manifest"] == removed for r in after)
+    with Catalogue(data / "catalogue.sqlite") as catalogue:
+        kinds = [r["kind"] for r in catalogue.query("SELECT kind FROM change ORDER BY seq")]
+        assert kinds.count("delete") >= report.regions_deleted
+        assert catalogue.find_manifest(removed)["status"] == "deleted"
+    # Putting it back restores the regions.
+    doc["items"].append({"id": removed, "type": "Manifest"})
+    collection.write_text(json.dumps(doc))
+    run_ingest(data, str(collection))
+    assert any(r["manifest"] == removed for r in regions_json(data))
+
+
+def test_kill_9_leaves_a_consistent_catalogue(tmp_path: Path) -> None:
+    sample = write_sample(shared(), tmp_path / "sample")
+    data = tmp_path / "data"
+    env = {**os.environ, "IVS_DATA_DIR": str(data), "IVS_CONCURRENCY": "1"}
+    cmd = [sys.executable, "-c", "from iiif_visual_search.cli import main; main()", "ingest", "-q", str(sample)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    # Wait until some regions are written, then kill without warning.
+    while time.time() < deadline:
+        time.sleep(0.05)
+        if (data / "catalogue.sqlite").exists():
+            try:
+                with sqlite3.connect(data / "catalogue.sqlite", timeout=1) as conn:
+                    if conn.execute("SELECT COUNT(*) FROM region").fetchone()[0] > 0:
+                        break
+            except sqlite3.OperationalError:
+                pass
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(data / "catalogue.sqlite") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    run_ingest(data, str(sample))
+    clean = tmp_path / "clean"
+    run_ingest(clean, str(sample))
+    strip = lambda rows: sorted((r["id"], r["x"], r["y"], r["w"], r["h"]) for r in rows)  # noqa: E731
+    assert strip(regions_json(data)) == strip(regions_json(clean))
