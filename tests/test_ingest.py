@@ -288,3 +288,68 @@ def test_kill_9_leaves_a_consistent_catalogue(tmp_path: Path) -> None:
     run_ingest(clean, str(sample))
     strip = lambda rows: sorted((r["id"], r["x"], r["y"], r["w"], r["h"]) for r in rows)  # noqa: E731
     assert strip(regions_json(data)) == strip(regions_json(clean))
+
+
+def test_ingest_over_http_from_a_loopback_server(tmp_path: Path) -> None:
+    """Manifests and layout files served over HTTP, as a library's server would, including a 500 and a 404."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "www"
+    root.mkdir()
+    incunabula = shared("gallicorpora-incunabula")
+    pages = sorted(incunabula.glob("*.xml"))[:3]
+    for page in pages:
+        (root / page.name).write_bytes(page.read_bytes())
+    calls: dict[str, int] = {}
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            calls[self.path] = calls.get(self.path, 0) + 1
+            if self.path == "/flaky.xml" and calls[self.path] == 1:
+                self.send_response(503)
+                self.send_header("Retry-After", "0")
+                self.end_headers()
+                return
+            super().do_GET()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    (root / "flaky.xml").write_bytes(pages[0].read_bytes())
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        canvases = []
+        for n, name in enumerate([p.name for p in pages] + ["flaky.xml", "gone.xml"]):
+            canvases.append({"id": f"{base}/canvas/{n}", "type": "Canvas", "width": 1000, "height": 1500,
+                             "items": [],
+                             # Relative links resolve against the manifest's URL.
+                             "seeAlso": [{"id": name, "type": "Dataset", "format": "application/xml",
+                                          "profile": "http://www.loc.gov/standards/alto/"}]})
+        (root / "manifest.json").write_text(json.dumps({
+            "@context": "http://iiif.io/api/presentation/3/context.json", "id": f"{base}/manifest.json",
+            "type": "Manifest", "label": {"en": ["served"]}, "items": canvases}))
+        data = tmp_path / "data"
+        report = run_ingest(data, f"{base}/manifest.json")
+        assert report.layouts_read == 4
+        assert [(k, ref.rsplit("/", 1)[1]) for k, ref, _ in report.failures] == [("layout", "gone.xml")]
+        assert "404" in report.failures[0][2]
+        assert calls["/flaky.xml"] == 2  # retried after the 503
+        rows = regions_json(data)
+        assert {r["canvas"] for r in rows} <= {f"{base}/canvas/{n}" for n in range(4)}
+        assert rows
+    finally:
+        server.shutdown()
+
+
+def test_documents_over_the_size_limit_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = shared("iiif", "bnf-gallica", "VictorHugo_manifest_v3.json")  # about 1 MB
+    monkeypatch.setenv("IVS_MAX_DOCUMENT_BYTES", "100000")
+    result = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "d"), "ingest", "-q", str(manifest)])
+    assert result.exit_code != 0
+    with Catalogue(tmp_path / "d" / "catalogue.sqlite") as catalogue:
+        (row,) = catalogue.quarantined("manifest")
+    assert "over the limit of 100000" in row["reason"]
