@@ -1,0 +1,125 @@
+"""Region annotations: a Presentation 3 AnnotationPage and a Presentation 2 AnnotationList per canvas.
+
+Shapes follow what Mirador 4 reads (src/lib/AnnotationItem.js, AnnotationResource.js): a SpecificResource
+whose ``source`` has the canvas id and a FragmentSelector with plain integer ``xywh``; the class label is a
+TextualBody with ``purpose: tagging`` so it shows as a chip; v2 uses ``oa:Tag`` resources and ``on``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .common import MEDIA_FRAGMENTS, PREZI2_CONTEXT, PREZI3_CONTEXT, RegionView, Urls, lang_map, thumbnail
+
+MOTIVATION = "classifying"
+
+
+def class_label(region: RegionView) -> str:
+    """The class to show: the classifier's (or a person's) label, else the layout's own block type."""
+    return region.label or region.block_type or "region"
+
+
+def canvas_source(region: RegionView, urls: Urls) -> dict[str, Any]:
+    """The canvas as a target source that also says which manifest it belongs to (Content State style)."""
+    return {
+        "id": region.canvas_uri,
+        "type": "Canvas",
+        "partOf": [{
+            "id": urls.manifest(region.manifest_id),
+            "type": "Manifest",
+            "label": lang_map(region.manifest_label or region.manifest_id),
+        }],
+    }
+
+
+def region_target(region: RegionView, urls: Urls) -> dict[str, Any]:
+    return {
+        "type": "SpecificResource",
+        "source": canvas_source(region, urls),
+        "selector": {"type": "FragmentSelector", "conformsTo": MEDIA_FRAGMENTS, "value": region.fragment},
+    }
+
+
+def label_bodies(region: RegionView) -> list[dict[str, Any]]:
+    bodies: list[dict[str, Any]] = [{
+        "type": "TextualBody",
+        "value": class_label(region),
+        "format": "text/plain",
+        "language": "en",
+        "purpose": "tagging",
+    }]
+    if region.caption:
+        bodies.append({"type": "TextualBody", "value": region.caption, "format": "text/plain",
+                       "purpose": "describing"})
+    return bodies
+
+
+def region_annotation(region: RegionView, urls: Urls) -> dict[str, Any]:
+    """One region as a Presentation 3 Annotation (no @context: it is embedded)."""
+    anno: dict[str, Any] = {
+        "id": urls.annotation(region.manifest_id, region.id),
+        "type": "Annotation",
+        "motivation": MOTIVATION,
+        "body": label_bodies(region),
+        "target": region_target(region, urls),
+    }
+    thumb = thumbnail(region, urls)
+    if thumb:
+        anno["thumbnail"] = thumb
+    return anno
+
+
+def region_page(manifest_id: str, position: int, regions: Sequence[RegionView], urls: Urls) -> dict[str, Any]:
+    """The AnnotationPage a canvas's ``annotations`` points at: one annotation per region."""
+    return {
+        "@context": PREZI3_CONTEXT,
+        "id": urls.regions(manifest_id, position),
+        "type": "AnnotationPage",
+        "items": [region_annotation(r, urls) for r in regions],
+    }
+
+
+def region_resource_v2(region: RegionView, urls: Urls) -> dict[str, Any]:
+    resources: list[dict[str, Any]] = [{"@type": "oa:Tag", "chars": class_label(region)}]
+    if region.caption:
+        resources.append({"@type": "dctypes:Text", "format": "text/plain", "chars": region.caption})
+    return {
+        "@id": urls.annotation(region.manifest_id, region.id),
+        "@type": "oa:Annotation",
+        "motivation": "oa:classifying",
+        "resource": resources,
+        "on": f"{region.canvas_uri}#{region.fragment}",
+    }
+
+
+def region_list_v2(manifest_id: str, position: int, regions: Sequence[RegionView], urls: Urls) -> dict[str, Any]:
+    """The Presentation 2.1 form: an ``sc:AnnotationList`` for a v2 canvas's ``otherContent``."""
+    return {
+        "@context": PREZI2_CONTEXT,
+        "@id": urls.regions(manifest_id, position, version=2),
+        "@type": "sc:AnnotationList",
+        "resources": [region_resource_v2(r, urls) for r in regions],
+    }
+
+
+def standalone_annotation(region: RegionView, urls: Urls) -> dict[str, Any]:
+    """An annotation dereferenced on its own id carries the context."""
+    return {"@context": PREZI3_CONTEXT, **region_annotation(region, urls)}
+
+
+def text_annotation(region: RegionView, urls: Urls, *, scoped: bool) -> dict[str, Any]:
+    """The region's surrounding text as a ``describing`` annotation (what Content Search 2.0 hits are).
+
+    ``scoped`` (collection-wide search) gives the target the Search 2.0 §4.2.3 form with ``partOf``.
+    """
+    target: Any = f"{region.canvas_uri}#{region.fragment}"
+    if scoped:
+        target = {"id": target, "partOf": canvas_source(region, urls)["partOf"][0]}
+    return {
+        "id": urls.text_annotation(region.manifest_id, region.id),
+        "type": "Annotation",
+        "motivation": "describing",
+        "body": {"type": "TextualBody", "value": region.text, "format": "text/plain"},
+        "target": target,
+    }

@@ -1,0 +1,119 @@
+"""Harvest feeds: the AnnotationCollection of every region, Change Discovery 1.0, the P3 Collection."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .annotations import region_annotation
+from .common import DISCOVERY_CONTEXT, PREZI3_CONTEXT, RegionView, Urls, lang_map
+from .manifests import search_services_v3
+
+
+def iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _pages(total: int, size: int) -> int:
+    return max(1, -(-total // size))
+
+
+def annotation_collection(*, urls: Urls, total: int, page_size: int) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "@context": PREZI3_CONTEXT,
+        "id": urls.annotations(),
+        "type": "AnnotationCollection",
+        "label": lang_map("Graphical regions of every ingested manifest", "en"),
+    }
+    if total > 0:  # the P3 schema refuses total 0, and there is no first page to point at
+        doc["total"] = total
+        doc["first"] = {"id": urls.annotations(1), "type": "AnnotationPage"}
+        doc["last"] = {"id": urls.annotations(_pages(total, page_size)), "type": "AnnotationPage"}
+    return doc
+
+
+def annotation_harvest_page(regions: Sequence[RegionView], *, urls: Urls, page: int, total: int,
+                            page_size: int) -> dict[str, Any]:
+    last = _pages(total, page_size)
+    part: dict[str, Any] = {"id": urls.annotations(), "type": "AnnotationCollection"}
+    if total > 0:
+        part["total"] = total
+    doc: dict[str, Any] = {
+        "@context": PREZI3_CONTEXT,
+        "id": urls.annotations(page),
+        "type": "AnnotationPage",
+        "partOf": [part],
+    }
+    if page < last:
+        doc["next"] = {"id": urls.annotations(page + 1), "type": "AnnotationPage"}
+    if page > 1:
+        doc["prev"] = {"id": urls.annotations(page - 1), "type": "AnnotationPage"}
+    doc["items"] = [region_annotation(r, urls) for r in regions]
+    return doc
+
+
+_ACTIVITY = {"create": "Create", "update": "Update", "delete": "Delete"}
+
+
+def activity_object(change: Mapping[str, Any], urls: Urls) -> dict[str, Any]:
+    """The object of an activity: a manifest (our augmented one), or a region's annotation."""
+    if change["object_type"] == "manifest":
+        return {"id": urls.manifest(change["object_id"]), "type": "Manifest"}
+    manifest_id = change["manifest_id"] if "manifest_id" in change.keys() and change["manifest_id"] else ""
+    return {"id": urls.annotation(manifest_id, change["object_id"]), "type": "Annotation"}
+
+
+def activity_collection(*, urls: Urls, total: int, page_size: int) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "@context": DISCOVERY_CONTEXT,
+        "id": urls.activity(),
+        "type": "OrderedCollection",
+        "totalItems": total,
+    }
+    if total > 0:
+        doc["first"] = {"id": urls.activity(1), "type": "OrderedCollectionPage"}
+        doc["last"] = {"id": urls.activity(_pages(total, page_size)), "type": "OrderedCollectionPage"}
+    return doc
+
+
+def activity_page(changes: Sequence[Mapping[str, Any]], *, urls: Urls, page: int, total: int,
+                  page_size: int) -> dict[str, Any]:
+    """One page of activities, oldest first (Change Discovery 1.0 §3.2: the most recent last)."""
+    last = _pages(total, page_size)
+    doc: dict[str, Any] = {
+        "@context": DISCOVERY_CONTEXT,
+        "id": urls.activity(page),
+        "type": "OrderedCollectionPage",
+        "startIndex": (page - 1) * page_size,
+        "partOf": {"id": urls.activity(), "type": "OrderedCollection"},
+    }
+    if page > 1:
+        doc["prev"] = {"id": urls.activity(page - 1), "type": "OrderedCollectionPage"}
+    if page < last:
+        doc["next"] = {"id": urls.activity(page + 1), "type": "OrderedCollectionPage"}
+    doc["orderedItems"] = [
+        {
+            "id": f"{urls.activity()}/{c['seq']}",
+            "type": _ACTIVITY.get(c["kind"], "Update"),
+            "object": activity_object(c, urls),
+            "endTime": iso(float(c["at"])),
+        }
+        for c in changes
+    ]
+    return doc
+
+
+def manifest_collection(manifests: Sequence[Mapping[str, Any]], *, urls: Urls, label: str) -> dict[str, Any]:
+    """A Presentation 3 Collection of every ingested manifest, each pointing at its augmented manifest."""
+    return {
+        "@context": PREZI3_CONTEXT,
+        "id": urls.collection(),
+        "type": "Collection",
+        "label": lang_map(label, "en"),
+        "service": search_services_v3(urls, None),
+        "items": [
+            {"id": urls.manifest(m["id"]), "type": "Manifest", "label": lang_map(m["label"] or m["uri"])}
+            for m in manifests
+        ],
+    }

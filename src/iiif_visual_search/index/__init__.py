@@ -1,0 +1,1 @@
+"""Search indexes built from the catalogue: vectors (FAISS) and full text."""
