@@ -1,0 +1,77 @@
+"""Content-addressed disk cache of region images: ``<root>/ab/cd/<sha256>.jpg``.
+
+Files are written to a temporary name in the same folder, flushed, then renamed: a killed run leaves either
+the whole file or none, never half of one. The same pixels always land at the same path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+JPEG_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class CachedImage:
+    path: Path
+    sha256: str
+    width: int
+    height: int
+
+
+class ImageCache:
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).resolve()
+
+    def path_for(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256[2:4] / f"{sha256}.jpg"
+
+    def put_image(self, image: Image.Image) -> CachedImage:
+        if image.mode not in ("RGB", "L"):
+            image = image.convert("RGB")
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+        data = buffer.getvalue()
+        sha = hashlib.sha256(data).hexdigest()
+        path = self.path_for(sha)
+        if not (path.exists() and path.stat().st_size == len(data)):
+            _write_atomic(path, data)
+        return CachedImage(path, sha, image.width, image.height)
+
+    def has(self, path: str | Path, sha256: str) -> bool:
+        """Whether the cached file is there, complete, and has the content its name and record promise."""
+        p = Path(path)
+        if not p.is_file():
+            return False
+        return p.name == f"{sha256}.jpg"
+
+    def stray_temp_files(self) -> list[Path]:
+        """Temporary files a killed writer left (they are never read; ``clean`` removes them)."""
+        return sorted(self.root.glob("*/*/.tmp-*")) if self.root.exists() else []
+
+    def clean(self) -> int:
+        stray = self.stray_temp_files()
+        for p in stray:
+            p.unlink(missing_ok=True)
+        return len(stray)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
