@@ -65,20 +65,31 @@ def _first_unicode(el: etree._Element) -> str:
         return ""
     if len(equivs) > 1:
         equivs.sort(key=lambda e: _number(e.get("index")) or 0.0)
-    uni = equivs[0].find("{*}Unicode")
-    return " ".join((uni.text or "").split()) if uni is not None else ""
+    uni = equivs[0].findtext("{*}Unicode") or ""
+    if not uni.strip():
+        uni = equivs[0].findtext("{*}PlainText") or ""  # PRImA's 2010 samples fill only PlainText
+    return " ".join(uni.split())
 
 
 def region_text(region: etree._Element, limit: int | None = None, tail: bool = False) -> str:
-    """A TextRegion's text: its own TextEquiv, else its lines' TextEquivs joined by spaces.
+    """A TextRegion's text: its own TextEquiv, else its lines' (else their words') joined by spaces.
 
     ``limit`` and ``tail`` are accepted for :class:`PageText` and ignored: PAGE text is one string
     per region already, so there is nothing to save by stopping early."""
     text = _first_unicode(region)
     if text:
         return text
-    lines = (_first_unicode(line) for line in region.iterchildren("{*}TextLine"))
+    lines = (_line_text(line) for line in region.iterchildren("{*}TextLine"))
     return " ".join(t for t in lines if t)
+
+
+def _line_text(line: etree._Element) -> str:
+    # PAGE 2010 files often carry text only on Word (or Glyph) level.
+    text = _first_unicode(line)
+    if text:
+        return text
+    words = (_first_unicode(word) for word in line.iterchildren("{*}Word"))
+    return " ".join(t for t in words if t)
 
 
 def _ordered_refs(group: etree._Element, out: list[str]) -> None:
