@@ -1,0 +1,68 @@
+// Building the HTTP requests the service answers. Pure: returns { url, init } for fetch().
+
+function trimSlash(endpoint) {
+  return String(endpoint || '').replace(/\/+$/, '');
+}
+
+function filterParams({ model, k, classFilter }) {
+  const params = new URLSearchParams();
+  if (model) params.set('model', model);
+  if (k) params.set('k', String(k));
+  if (classFilter) params.set('class', classFilter);
+  return params;
+}
+
+/**
+ * The request for a query.
+ * query: { kind: 'box', canvasId, manifestId, xywh: [x,y,w,h] } → POST {endpoint}/similar
+ *        { kind: 'region', regionId }                             → GET  {endpoint}/similar/{region}
+ * options: { model, k, classFilter }
+ */
+export function buildSimilarRequest(endpoint, query, options = {}) {
+  const base = trimSlash(endpoint);
+  if (!base) throw new Error('findSimilar.endpoint is not configured');
+  if (query.kind === 'region') {
+    const qs = filterParams(options).toString();
+    return {
+      init: { headers: { Accept: 'application/ld+json, application/json' }, method: 'GET' },
+      url: `${base}/similar/${encodeURIComponent(query.regionId)}${qs ? `?${qs}` : ''}`,
+    };
+  }
+  if (query.kind === 'box') {
+    const body = { canvas: query.canvasId, xywh: query.xywh.join(',') };
+    if (query.manifestId) body.manifest = query.manifestId;
+    if (options.model) body.model = options.model;
+    if (options.k) body.k = Number(options.k);
+    if (options.classFilter) body.class = options.classFilter;
+    return {
+      init: {
+        body: JSON.stringify(body),
+        headers: { Accept: 'application/ld+json, application/json', 'Content-Type': 'application/json' },
+        method: 'POST',
+      },
+      url: `${base}/similar`,
+    };
+  }
+  throw new Error(`unknown query kind: ${query.kind}`);
+}
+
+/** "More" pages are plain GETs of the page's `next` link. */
+export function buildNextRequest(nextUrl) {
+  return { init: { headers: { Accept: 'application/ld+json, application/json' }, method: 'GET' }, url: nextUrl };
+}
+
+/** Fetch and decode one page; errors carry the HTTP status and the service's message when it has one. */
+export async function fetchJson({ url, init }, fetchImpl = globalThis.fetch) {
+  const response = await fetchImpl(url, init);
+  const text = await response.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch (e) { json = null; }
+  if (!response.ok) {
+    const detail = (json && (json.detail || json.error || json.message)) || text.slice(0, 200);
+    const err = new Error(`HTTP ${response.status}${detail ? `: ${detail}` : ''}`);
+    err.status = response.status;
+    throw err;
+  }
+  if (!json) throw new Error('The service answered with something that is not JSON');
+  return json;
+}
