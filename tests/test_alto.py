@@ -276,11 +276,12 @@ def test_context_before_after_and_caption_in_reading_order() -> None:
 
 
 def test_caption_above_when_nothing_below_and_none_when_far_or_beside() -> None:
-    above = words("cap", 100, 250, 600, 40, "Plate II") + '<Illustration ID="i" HPOS="100" VPOS="300" WIDTH="600" HEIGHT="400"/>'
+    picture = '<Illustration ID="i" HPOS="100" VPOS="300" WIDTH="600" HEIGHT="400"/>'
+    above = words("cap", 100, 250, 600, 40, "Plate II") + picture
     assert read_layout(alto(above)).regions[0].caption == "Plate II"
-    far = '<Illustration ID="i" HPOS="100" VPOS="300" WIDTH="600" HEIGHT="400"/>' + words("t", 100, 900, 600, 40, "far away")
-    assert read_layout(alto(far)).regions[0].caption == ""  # 200 > 3 % of 2000
-    beside = '<Illustration ID="i" HPOS="0" VPOS="300" WIDTH="400" HEIGHT="400"/>' + words("t", 500, 710, 400, 40, "next column")
+    far = picture + words("t", 100, 900, 600, 40, "far away")
+    assert read_layout(alto(far)).regions[0].caption == ""  # a gap of 200 > 3 % of 2000
+    beside = picture + words("t", 750, 710, 400, 40, "next column")
     assert read_layout(alto(beside)).regions[0].caption == ""
 
 

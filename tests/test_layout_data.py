@@ -167,7 +167,9 @@ def test_dta_crops_hold_ink_and_negative_has_none() -> None:
 
 # --- safe parsing, inline fixtures -----------------------------------------------------------------
 
-MINIMAL_ALTO = b'<alto xmlns="http://www.loc.gov/standards/alto/ns-v4#"><Layout><Page WIDTH="1" HEIGHT="1"/></Layout></alto>'
+MINIMAL_ALTO = (
+    b'<alto xmlns="http://www.loc.gov/standards/alto/ns-v4#"><Layout><Page WIDTH="1" HEIGHT="1"/></Layout></alto>'
+)
 
 
 def test_entity_declarations_are_refused() -> None:

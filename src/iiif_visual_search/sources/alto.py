@@ -111,7 +111,12 @@ def _box(el: etree._Element) -> tuple[float, float, float, float] | None:
     """(x, y, w, h) from HPOS/VPOS/WIDTH/HEIGHT, else the bounding box of a Shape/Polygon, else None."""
     get = el.get
     try:  # the common case, kept cheap: there is one call per text block
-        return float(get("HPOS")), float(get("VPOS")), float(get("WIDTH")), float(get("HEIGHT"))  # type: ignore[arg-type]
+        return (
+            float(get("HPOS")),  # type: ignore[arg-type]
+            float(get("VPOS")),  # type: ignore[arg-type]
+            float(get("WIDTH")),  # type: ignore[arg-type]
+            float(get("HEIGHT")),  # type: ignore[arg-type]
+        )
     except (TypeError, ValueError):
         pass
     x, y = _number(get("HPOS")), _number(get("VPOS"))

@@ -114,6 +114,9 @@ def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Elem
     # Belt and braces for subsets the byte pattern missed (other encodings). libxml2 keeps an "internal
     # DTD" object for every DOCTYPE, even ``<!DOCTYPE alto SYSTEM "...">``, so look at what it declares.
     dtd = root.getroottree().docinfo.internalDTD
-    if dtd is not None and (next(dtd.iterelements(), None) is not None or next(dtd.iterentities(), None) is not None):
+    declares = dtd is not None and (
+        next(dtd.iterelements(), None) is not None or next(dtd.iterentities(), None) is not None
+    )
+    if declares:
         raise LayoutError("document has a DOCTYPE with an internal subset (refused)")
     return root
