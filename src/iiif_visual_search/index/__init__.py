@@ -1,1 +1,7 @@
-"""Search indexes built from the catalogue: vectors (FAISS) and full text."""
+"""Nearest-neighbour indexes: one FAISS index per embedding model (``vectors``)."""
+
+from .vectors import (HNSW_THRESHOLD, IndexMismatch, SearchHit, VectorFile, VectorIndex, VectorStore, list_models,
+                      vectors_dir)
+
+__all__ = ["HNSW_THRESHOLD", "IndexMismatch", "SearchHit", "VectorFile", "VectorIndex", "VectorStore",
+           "list_models", "vectors_dir"]

@@ -24,6 +24,14 @@ _FOLD = str.maketrans({"ſ": "s", "ß": "ß", "æ": "æ", "Æ": "Æ"})
 _WORD = re.compile(r"\w", re.UNICODE)
 _HL_OPEN, _HL_CLOSE = "\x02", "\x03"
 
+# Regions the layout marked that are not pictures (rules, slivers, specks: geometry.flags_for). Their
+# context text is the same page text as the real pictures' beside them, so indexing them floods results.
+NOISE_FLAGS = frozenset({"separator", "aspect", "tiny"})
+
+
+def is_noise(flags: str) -> bool:
+    return any(f in NOISE_FLAGS for f in flags.split(","))
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS doc (
@@ -167,6 +175,8 @@ class TextIndex:
     @staticmethod
     def _upsert(conn: sqlite3.Connection, row: Any) -> None:
         text = region_text(row["context_before"], row["caption"], row["context_after"])
+        if is_noise(row["flags"]):
+            text = ""
         old = conn.execute("SELECT rowid FROM doc WHERE region_id=?", (row["id"],)).fetchone()
         if old is not None:
             conn.execute("DELETE FROM fts WHERE rowid=?", (old[0],))
@@ -175,7 +185,7 @@ class TextIndex:
         else:
             rowid = conn.execute("INSERT INTO doc(region_id, manifest_id, text) VALUES (?, ?, ?)",
                                  (row["id"], row["manifest_id"], text)).lastrowid
-        if text:
+        if text:  # regions without text keep a doc row (so sync can find them) but no fts row
             conn.execute("INSERT INTO fts(rowid, text, caption, scope) VALUES (?, ?, ?, ?)",
                          (rowid, fold(text), fold(row["caption"]), row["manifest_id"]))
 
@@ -191,7 +201,7 @@ class TextIndex:
         with self._write_lock:
             seq = _catalogue_seq(catalogue)
             rows = catalogue.query(
-                "SELECT id, manifest_id, context_before, context_after, caption FROM region WHERE deleted=0")
+                "SELECT id, manifest_id, context_before, context_after, caption, flags FROM region WHERE deleted=0")
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -224,7 +234,7 @@ class TextIndex:
             try:
                 for region_id in changed:
                     row = catalogue.query_one(
-                        "SELECT id, manifest_id, context_before, context_after, caption, deleted FROM region "
+                        "SELECT id, manifest_id, context_before, context_after, caption, flags, deleted FROM region "
                         "WHERE id=?", (region_id,))
                     if row is None or row["deleted"]:
                         self._delete(conn, region_id)

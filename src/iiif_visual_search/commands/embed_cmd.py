@@ -1,0 +1,104 @@
+"""``ivs embed``, ``ivs index`` and ``ivs similar``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .common import open_catalogue, settings_from
+
+MODEL_HELP = ("siglip (default), clip, vit, fingerprint, a Hugging Face hub id, or a local checkpoint directory "
+              "(use a directory where the hub cannot be reached)")
+
+
+@click.command()
+@click.option("--model", "-m", default="siglip", show_default=True, help=MODEL_HELP)
+@click.option("--device", default=None, help="cuda, mps or cpu (default: the best available; env IVS_DEVICE)")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="auto = bf16/fp16 where the hardware runs it fast (GPU; CPU with AVX512-BF16/AMX)")
+@click.option("--batch-size", type=int, default=None, help="Images per forward pass (default 16 CPU, 64 GPU)")
+@click.option("--workers", type=int, default=None, help="Threads decoding and preprocessing images")
+@click.option("--limit", type=int, default=None, help="Embed at most this many regions (then stop; resumable)")
+@click.option("--no-index", is_flag=True, help="Do not update the search index afterwards")
+@click.pass_context
+def embed(ctx: click.Context, model: str, device: str | None, precision: str, batch_size: int | None,
+          workers: int | None, limit: int | None, no_index: bool) -> None:
+    """Embed every region image without a vector of MODEL yet (interrupted runs resume)."""
+    from ..embed.models import EmbedderUnavailable, get_embedder
+    from ..embed.run import run_embed
+    from ..index.vectors import IndexMismatch, VectorStore
+
+    settings = settings_from(ctx)
+    catalogue = open_catalogue(settings)
+    try:
+        embedder = get_embedder(model, device, precision=None if precision == "auto" else precision)
+        report = run_embed(catalogue, settings.data_dir, embedder=embedder, batch_size=batch_size,
+                           workers=workers, limit=limit)
+    except (EmbedderUnavailable, IndexMismatch) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"{report.model}: embedded {report.embedded}, failed {report.failed} "
+               f"({report.images_per_second:.1f} img/s)", err=True)
+    if not no_index:
+        stats = VectorStore(settings.data_dir, report.model, catalogue).update_index()
+        click.echo(f"index {report.model}: {stats}", err=True)
+
+
+@click.command("index")
+@click.option("--model", "-m", default="siglip", show_default=True, help="Model name or stored vector-set key")
+@click.option("--compact", is_flag=True, help="Rebuild from the live rows, dropping tombstones")
+@click.pass_context
+def index(ctx: click.Context, model: str, compact: bool) -> None:
+    """Bring MODEL's FAISS index up to date with the catalogue (incremental unless --compact)."""
+    from ..embed.models import model_key
+    from ..index.vectors import VectorStore
+
+    settings = settings_from(ctx)
+    catalogue = open_catalogue(settings)
+    try:
+        store = VectorStore(settings.data_dir, model_key(model), catalogue)
+    except FileNotFoundError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(json.dumps({"model": store.key, **store.update_index(compact=compact)}))
+
+
+@click.command()
+@click.option("--image", "image_path", type=click.Path(exists=True, dir_okay=False), help="Query picture")
+@click.option("--region", "region_id", help="Query by a region id of the catalogue")
+@click.option("--text", help="Query by text (siglip and clip)")
+@click.option("--model", "-m", default="siglip", show_default=True, help="Model name or stored vector-set key")
+@click.option("--k", "k", type=int, default=50, show_default=True)
+@click.option("--manifest", default=None, help="Only hits in this manifest (id or URI)")
+@click.option("--class", "classes", multiple=True, help="Only hits with this class label (repeatable)")
+@click.option("--exclude-class", "exclude_classes", multiple=True, help="Drop hits with this class label")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per hit (region, manifest, canvas, x, y, w, "
+              "h, score, ...): a stable contract")
+@click.pass_context
+def similar(ctx: click.Context, image_path: str | None, region_id: str | None, text: str | None, model: str, k: int,
+            manifest: str | None, classes: tuple[str, ...], exclude_classes: tuple[str, ...], as_json: bool) -> None:
+    """Regions most similar to an image file, a region or a text."""
+    from PIL import Image
+
+    from ..embed.models import EmbedderUnavailable, model_key
+    from ..similar import find_similar
+
+    if sum(v is not None for v in (image_path, region_id, text)) != 1:
+        raise click.UsageError("give exactly one of --image, --region, --text")
+    settings = settings_from(ctx)
+    catalogue = open_catalogue(settings)
+    image = None
+    if image_path:
+        with Image.open(Path(image_path)) as im:
+            image = im.convert("RGB")
+    try:
+        hits = find_similar(catalogue, settings, model=model_key(model), region_id=region_id, image=image,
+                            text=text, k=k, manifest=manifest, classes=list(classes) or None,
+                            exclude_classes=list(exclude_classes) or None)
+    except (EmbedderUnavailable, FileNotFoundError, KeyError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    for hit in hits:
+        if as_json:
+            click.echo(json.dumps(hit.to_dict(), ensure_ascii=False))
+        else:
+            click.echo(f"{hit.score:.4f}  {hit.region}  {hit.canvas}#xywh={hit.x},{hit.y},{hit.w},{hit.h}")

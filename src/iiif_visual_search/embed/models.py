@@ -1,0 +1,330 @@
+"""One ``Embedder`` interface and the registry of models.
+
+Every embedder turns pictures into L2-normalised float32 rows and says exactly what produced them in a
+``ModelDescriptor`` that is stored beside the vectors, so vectors of two models are never mixed and a stored
+index can always be queried with the embedder that wrote it.
+
+The work is split in two so that callers can batch and parallelise: ``prepare`` (one image → array; pure CPU,
+thread-safe; runs in worker threads) and ``embed_prepared`` (a list of those arrays → rows; runs the model).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+DEFAULT_MODEL = "siglip"
+
+# The paper's checkpoints (CHR 2024, ../shared/research/chr24.md §2).
+HUB_IDS: dict[str, str] = {
+    "siglip": "google/siglip-base-patch16-256-multilingual",
+    "clip": "openai/clip-vit-base-patch32",
+    "vit": "google/vit-base-patch16-224",
+}
+MODEL_NAMES = (*HUB_IDS, "fingerprint")
+
+
+class EmbedderUnavailable(RuntimeError):
+    """A model that cannot be loaded here; the message says what to do about it."""
+
+
+@dataclass(frozen=True)
+class ModelDescriptor:
+    """What produced a vector set. Stored as ``descriptor.json`` next to the vectors and the index."""
+
+    name: str            # registry name or the source given by the user
+    key: str             # file-system safe name of the vector directory: data_dir/vectors/<key>/
+    architecture: str    # siglip | clip | vit | fingerprint
+    source: str          # hub id or absolute local directory ('' for fingerprint)
+    revision: str        # hub commit hash, or sha256 of the weight files of a local directory, or algorithm version
+    dim: int
+    output: str          # which tensor the vector is
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    normalisation: str = "l2"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelDescriptor:
+        return cls(**json.loads(text))
+
+    def compatible_with(self, other: ModelDescriptor) -> bool:
+        """Same vectors: same architecture, weights, output, dimension and preprocessing."""
+        return (self.architecture, self.revision, self.dim, self.output, self.preprocessing) == (
+            other.architecture, other.revision, other.dim, other.output, other.preprocessing)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    descriptor: ModelDescriptor
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def supports_text(self) -> bool: ...
+
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        """One decoded image → the array ``embed_prepared`` takes. Thread-safe, CPU only."""
+        ...
+
+    def embed_prepared(self, batch: list[np.ndarray]) -> np.ndarray:
+        """Prepared arrays → (N, dim) float32, rows L2-normalised."""
+        ...
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray: ...
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray: ...
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+def model_key(name: str) -> str:
+    """Directory name for a model: the registry name itself, else a readable slug plus a short hash."""
+    if name in MODEL_NAMES:
+        return name
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name.strip("/").split("/")[-1]).strip("-")[:48] or "model"
+    return f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+# --- device and precision ----------------------------------------------------------------------
+
+
+def pick_device(device: str | None = None) -> str:
+    """``device`` if given (or IVS_DEVICE), else CUDA, then Apple MPS, then CPU."""
+    import torch
+
+    device = device or os.environ.get("IVS_DEVICE") or None
+    if device:
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+@functools.cache
+def cpu_has_fast_bf16() -> bool:
+    """True where oneDNN runs bf16 matmuls natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated, slower."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # older torch or no oneDNN
+        return False
+
+
+def pick_dtype(device: str, precision: str | None = None) -> Any:
+    """``precision`` in {None/'auto', 'fp32', 'bf16', 'fp16'} (env IVS_PRECISION)."""
+    import torch
+
+    precision = (precision or os.environ.get("IVS_PRECISION") or "auto").lower()
+    table = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+             "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+    if precision in table:
+        return table[precision]
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+
+
+# --- Hugging Face models -----------------------------------------------------------------------
+
+_OUTPUTS = {
+    "siglip": "get_image_features (vision tower attention-pool head)",
+    "clip": "get_image_features (post-LayerNorm CLS -> visual_projection)",
+    # The paper (chr24.md §2) took hidden_states[-1][:, 0]: the CLS token of the last encoder layer
+    # *before* ViTModel's final LayerNorm. We do the same so our vectors are the paper's.
+    "vit": "hidden_states[-1][:, 0] (CLS of the last encoder layer, before the final LayerNorm)",
+}
+
+
+def _offline_message(source: str, error: Exception) -> str:
+    return (
+        f"model {source!r} is not available here ({type(error).__name__}: {str(error).splitlines()[0][:200]}). "
+        f"Download it where there is network access (e.g. `hf download {source} --local-dir /path/to/dir`) "
+        f"and pass that directory: `ivs embed --model /path/to/dir`, or point HF_HOME at a Hugging Face cache "
+        f"that holds it (set HF_HUB_OFFLINE=1 to never try the network)."
+    )
+
+
+def _weights_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file())
+    for p in files:
+        h.update(p.name.encode())
+        with p.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+    return "sha256:" + h.hexdigest()[:16] if files else ""
+
+
+class HFEmbedder:
+    """SigLIP, CLIP or ViT from a hub id or a local directory, batched, on the best device available."""
+
+    def __init__(self, name: str, source: str, *, device: str | None = None, precision: str | None = None,
+                 allow_download: bool | None = None) -> None:
+        import torch
+        import transformers
+        from transformers import AutoConfig
+
+        from .preprocess import CLIP_SPEC, SIGLIP_SPEC, VIT_SPEC, PreprocessSpec
+
+        local = Path(source).expanduser()
+        is_local = local.is_dir()
+        if allow_download is None:
+            allow_download = os.environ.get("HF_HUB_OFFLINE", "") in ("", "0")
+        load_kw: dict[str, Any] = {} if is_local else {"local_files_only": not allow_download}
+        src = str(local.resolve()) if is_local else source
+        try:
+            config = AutoConfig.from_pretrained(src, **load_kw)
+        except (OSError, ValueError) as e:
+            raise EmbedderUnavailable(_offline_message(source, e)) from e
+        arch = {"siglip": "siglip", "clip": "clip", "vit": "vit"}.get(config.model_type)
+        if arch is None:
+            raise EmbedderUnavailable(
+                f"{source!r} is a {config.model_type!r} checkpoint; supported architectures: siglip, clip, vit")
+        self.architecture = arch
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device, precision)
+        model_cls = {"siglip": transformers.SiglipModel, "clip": transformers.CLIPModel,
+                     "vit": transformers.ViTModel}[arch]
+        extra: dict[str, Any] = {"add_pooling_layer": False} if arch == "vit" else {}
+        try:
+            model = model_cls.from_pretrained(src, dtype=self.dtype, attn_implementation="sdpa", **extra, **load_kw)
+        except (OSError, ValueError) as e:
+            raise EmbedderUnavailable(_offline_message(source, e)) from e
+        self.model = model.to(self.device).eval()
+        try:
+            from transformers import AutoImageProcessor
+            self.spec = PreprocessSpec.from_hf(AutoImageProcessor.from_pretrained(src, **load_kw))
+        except (OSError, ValueError):
+            self.spec = {"siglip": SIGLIP_SPEC, "clip": CLIP_SPEC, "vit": VIT_SPEC}[arch]
+        self.tokenizer = None
+        if arch in ("siglip", "clip"):
+            try:
+                from transformers import AutoTokenizer
+                self.tokenizer = AutoTokenizer.from_pretrained(src, **load_kw)
+            except (OSError, ValueError, ImportError):
+                self.tokenizer = None  # image-only copy of the checkpoint: text search unavailable
+        revision = getattr(config, "_commit_hash", None) or (_weights_hash(local) if is_local else "")
+        with torch.inference_mode():
+            dim = int(self._forward(torch.zeros((1, 3, self.spec.height, self.spec.width),
+                                                dtype=self.dtype, device=self.device)).shape[1])
+        self.descriptor = ModelDescriptor(
+            name=name, key=model_key(name), architecture=arch, source=src, revision=revision or "unknown",
+            dim=dim, output=_OUTPUTS[arch], preprocessing=self.spec.to_dict(),
+        )
+        self._lock = threading.Lock()  # one forward at a time: the model is shared by the service's threads
+
+    @property
+    def name(self) -> str:
+        return self.descriptor.name
+
+    @property
+    def supports_text(self) -> bool:
+        return self.tokenizer is not None
+
+    def _forward(self, pixel_values: Any) -> Any:
+        if self.architecture == "vit":
+            out = self.model(pixel_values=pixel_values, output_hidden_states=True)
+            return out.hidden_states[-1][:, 0, :]
+        out = self.model.get_image_features(pixel_values=pixel_values)
+        return out if hasattr(out, "shape") else out.pooler_output
+
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        from .preprocess import resize_crop
+
+        return resize_crop(image, self.spec)
+
+    def embed_prepared(self, batch: list[np.ndarray]) -> np.ndarray:
+        import torch
+
+        from .preprocess import normalise_batch
+
+        if not batch:
+            return np.zeros((0, self.descriptor.dim), dtype=np.float32)
+        with self._lock, torch.inference_mode():
+            pixels = normalise_batch(np.stack(batch), self.spec, self.device, self.dtype)
+            feats = self._forward(pixels).float()
+            feats = torch.nn.functional.normalize(feats, dim=1)
+            return feats.cpu().numpy().astype(np.float32)
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+        return self.embed_prepared([self.prepare(im) for im in images])
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        if self.tokenizer is None:
+            raise EmbedderUnavailable(f"{self.name} has no text tower or tokenizer: text search needs siglip or clip")
+        if self.architecture == "siglip":
+            # SigLIP was trained on text padded to the full length; shorter padding changes the vectors.
+            max_len = int(self.model.config.text_config.max_position_embeddings)
+            enc = self.tokenizer(texts, padding="max_length", truncation=True, max_length=max_len,
+                                 return_tensors="pt")
+        else:
+            max_len = int(self.model.config.text_config.max_position_embeddings)
+            enc = self.tokenizer(texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+        enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        if self.architecture == "siglip":
+            enc.pop("attention_mask", None)  # SiglipModel as released ignores the mask (pads are attended)
+        with self._lock, torch.inference_mode():
+            out = self.model.get_text_features(**enc)
+            feats = out if hasattr(out, "shape") else out.pooler_output
+            return torch.nn.functional.normalize(feats.float(), dim=1).cpu().numpy().astype(np.float32)
+
+
+# --- registry ----------------------------------------------------------------------------------
+
+_CACHE: dict[tuple[str, str | None, str | None], Embedder] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_embedder(name_or_path: str | None = None, device: str | None = None, *, precision: str | None = None,
+                 allow_download: bool | None = None) -> Embedder:
+    """An embedder by registry name (siglip, clip, vit, fingerprint), hub id or local checkpoint directory.
+
+    Cached per (name, device, precision): the HTTP service and the CLI share one loaded model.
+    ``allow_download`` None means: download from the hub unless HF_HUB_OFFLINE is set.
+    """
+    name = name_or_path or DEFAULT_MODEL
+    key = (name, device, precision)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        embedder: Embedder
+        if name == "fingerprint":
+            from .fingerprint import FingerprintEmbedder
+            embedder = FingerprintEmbedder()
+        else:
+            embedder = HFEmbedder(name, HUB_IDS.get(name, name), device=device, precision=precision,
+                                  allow_download=allow_download)
+        _CACHE[key] = embedder
+        return embedder
+
+
+def embedder_for(descriptor: ModelDescriptor, device: str | None = None) -> Embedder:
+    """The embedder that wrote a stored vector set (for queries against its index)."""
+    if descriptor.architecture == "fingerprint":
+        return get_embedder("fingerprint")
+    emb = get_embedder(descriptor.source if Path(descriptor.source).is_dir() else descriptor.name, device)
+    return emb

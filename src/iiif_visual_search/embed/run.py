@@ -1,0 +1,119 @@
+"""The ``ivs embed`` job: embed every region image that has no vector of the model yet.
+
+Decoding and preprocessing run in a thread pool (PIL releases the GIL while decoding and resizing) a few
+batches ahead of the model; each finished batch is appended to the model's vector file and recorded in the
+catalogue before the next one starts, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .models import Embedder, get_embedder
+
+Image.MAX_IMAGE_PIXELS = 200_000_000  # region crops of large maps are legitimately big
+
+
+@dataclass
+class EmbedReport:
+    model: str
+    embedded: int = 0
+    skipped_existing: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.embedded / self.seconds if self.seconds > 0 else 0.0
+
+
+def pending(catalogue, key: str, data_dir: Path) -> list[tuple[str, Path]]:  # noqa: ANN001 - Catalogue
+    """(region id, image file) of live regions with a cached image and no vector of this model."""
+    rows = catalogue.query(
+        "SELECT r.id, ri.path FROM region r JOIN region_image ri ON ri.region_id = r.id "
+        "LEFT JOIN embedding e ON e.region_id = r.id AND e.model = ? "
+        "WHERE r.deleted = 0 AND e.region_id IS NULL ORDER BY r.id", [key])
+    out = []
+    for r in rows:
+        p = Path(r["path"])
+        out.append((r["id"], p if p.is_absolute() else data_dir / p))
+    return out
+
+
+def _load(embedder: Embedder, path: Path) -> np.ndarray | Exception:
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return embedder.prepare(im)
+    except Exception as e:  # noqa: BLE001 - a bad file is reported and skipped, never stops the run
+        return e
+
+
+def default_batch_size(embedder: Embedder) -> int:
+    device = getattr(embedder, "device", "cpu")
+    return 64 if str(device).startswith("cuda") else 16
+
+
+def run_embed(catalogue, data_dir: Path | str, model: str | None = None, *,  # noqa: ANN001
+              embedder: Embedder | None = None, device: str | None = None, batch_size: int | None = None,
+              workers: int | None = None, limit: int | None = None, progress: bool = True) -> EmbedReport:
+    from ..index.vectors import VectorStore
+
+    data_dir = Path(data_dir)
+    embedder = embedder or get_embedder(model, device)
+    store = VectorStore(data_dir, embedder.descriptor.name, catalogue, descriptor=embedder.descriptor)
+    todo = pending(catalogue, store.key, data_dir)
+    if limit is not None:
+        todo = todo[:limit]
+    report = EmbedReport(model=store.key)
+    batch_size = batch_size or default_batch_size(embedder)
+    workers = workers or max(1, min(8, (os.cpu_count() or 2)))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(todo), unit="img", desc=f"embed {store.key}", dynamic_ncols=True)
+    start = time.perf_counter()
+    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ivs-prep") as pool:
+        queue: deque[tuple[list[tuple[str, Path]], list[Future]]] = deque()
+        ahead = 3  # batches being decoded while the model runs: bounded memory, model never waits
+
+        def submit(i: int) -> None:
+            if i < len(batches):
+                queue.append((batches[i], [pool.submit(_load, embedder, p) for _, p in batches[i]]))
+
+        for i in range(ahead):
+            submit(i)
+        next_batch = ahead
+        while queue:
+            items, futures = queue.popleft()
+            submit(next_batch)
+            next_batch += 1
+            ids, arrays = [], []
+            for (rid, path), fut in zip(items, futures):
+                result = fut.result()
+                if isinstance(result, Exception):
+                    report.failed += 1
+                    catalogue.quarantine("embed", rid, f"{store.key}: cannot read {path}: {result}")
+                else:
+                    ids.append(rid)
+                    arrays.append(result)
+            if ids:
+                store.add(ids, embedder.embed_prepared(arrays))
+                report.embedded += len(ids)
+            if bar is not None:
+                bar.update(len(items))
+                elapsed = time.perf_counter() - start
+                bar.set_postfix_str(f"{report.embedded / max(elapsed, 1e-9):.1f} img/s")
+    report.seconds = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+    return report

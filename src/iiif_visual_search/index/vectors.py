@@ -1,0 +1,395 @@
+"""Vectors on disk and one FAISS index per model.
+
+Layout under ``data_dir/vectors/<model-key>/``:
+- ``descriptor.json``  the ModelDescriptor of every row in this directory;
+- ``vectors.f32``      append-only float32 rows (row r at byte offset r·dim·4); the catalogue's
+                       ``embedding(region_id, model, row)`` maps regions to rows. Rows not referenced by the
+                       catalogue (a crash between the append and the commit, a re-embedded region) are ignored;
+- ``index.faiss``      IndexIDMap2 over IndexFlatIP (below ``HNSW_THRESHOLD`` rows) or IndexHNSWFlat(inner
+                       product); FAISS ids are the rows, so a region keeps its id across adds and rebuilds;
+- ``index.json``       index metadata: kind, row count, tombstoned rows (deleted regions filtered at query time).
+Index files are written atomically: temp file, fsync, rename, fsync of the directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from ..embed.models import ModelDescriptor
+
+HNSW_THRESHOLD = 20_000   # below this many rows exact search is fast enough (< 2 ms at 768-d) and exact
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 64
+
+
+class IndexMismatch(RuntimeError):
+    """Vectors of another model (or another version of it) would be mixed into a vector set."""
+
+
+def vectors_dir(data_dir: Path | str, model_key: str) -> Path:
+    return Path(data_dir) / "vectors" / model_key
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def list_models(data_dir: Path | str) -> list[ModelDescriptor]:
+    root = Path(data_dir) / "vectors"
+    out = []
+    for d in sorted(root.glob("*/descriptor.json")) if root.is_dir() else []:
+        out.append(ModelDescriptor.from_json(d.read_text()))
+    return out
+
+
+class VectorFile:
+    """The append-only float32 row file of one model, with its descriptor."""
+
+    def __init__(self, directory: Path, descriptor: ModelDescriptor | None = None) -> None:
+        self.dir = Path(directory)
+        desc_path = self.dir / "descriptor.json"
+        stored = ModelDescriptor.from_json(desc_path.read_text()) if desc_path.exists() else None
+        if descriptor is not None and stored is not None and not stored.compatible_with(descriptor):
+            raise IndexMismatch(
+                f"{self.dir} holds vectors of {stored.name} (revision {stored.revision}, dim {stored.dim}); "
+                f"refusing to add vectors of {descriptor.name} (revision {descriptor.revision}, dim "
+                f"{descriptor.dim}). Use another model name or delete that directory to start over.")
+        if stored is None and descriptor is None:
+            raise FileNotFoundError(f"no vectors at {self.dir}: run 'ivs embed' first")
+        self.descriptor = stored or descriptor  # type: ignore[assignment]
+        if stored is None:
+            atomic_write_bytes(desc_path, self.descriptor.to_json().encode())
+        self.path = self.dir / "vectors.f32"
+        self.dim = self.descriptor.dim
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        size = self.path.stat().st_size if self.path.exists() else 0
+        return size // (4 * self.dim)
+
+    def append(self, rows: np.ndarray) -> range:
+        """Append rows durably; returns their row numbers. A torn tail from a crash is cut off first."""
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        if rows.ndim != 2 or rows.shape[1] != self.dim:
+            raise ValueError(f"expected (n, {self.dim}) rows, got {rows.shape}")
+        with self._lock:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "ab") as f:
+                start = f.tell() // (4 * self.dim)
+                if f.tell() != start * 4 * self.dim:
+                    f.truncate(start * 4 * self.dim)
+                    f.seek(start * 4 * self.dim)
+                f.write(rows.tobytes())
+                f.flush()
+                os.fsync(f.fileno())
+            return range(start, start + len(rows))
+
+    def read(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        mm = np.memmap(self.path, dtype=np.float32, mode="r", shape=(len(self), self.dim))
+        return np.array(mm[rows])
+
+
+@dataclass
+class IndexMeta:
+    kind: str = "flat"          # flat | hnsw
+    count: int = 0              # rows in the FAISS index (including tombstoned)
+    tombstones: list[int] = field(default_factory=list)
+    dim: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": self.kind, "count": self.count, "dim": self.dim,
+                           "tombstones": sorted(self.tombstones)})
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    row: int
+    score: float
+
+
+class VectorIndex:
+    """One FAISS index of one model's rows, with tombstones. Reads are thread-safe; writers are serialised."""
+
+    def __init__(self, directory: Path, dim: int, *, threshold: int = HNSW_THRESHOLD, mmap: bool = True) -> None:
+        self.dir = Path(directory)
+        self.dim = dim
+        self.threshold = threshold
+        self.index_path = self.dir / "index.faiss"
+        self.meta_path = self.dir / "index.json"
+        self._lock = threading.RLock()
+        self.meta = IndexMeta(dim=dim)
+        self.index: faiss.Index | None = None
+        self._mapped = False
+        if self.index_path.exists() and self.meta_path.exists():
+            m = json.loads(self.meta_path.read_text())
+            self.meta = IndexMeta(kind=m["kind"], count=m["count"], tombstones=list(m["tombstones"]), dim=m["dim"])
+            self.index = self._read(mmap)
+        self._dead = set(self.meta.tombstones)
+
+    def _read(self, mmap: bool) -> faiss.Index:
+        path = str(self.index_path)
+        if mmap:
+            # Flat and HNSW codes can be mapped instead of copied (faiss >= 1.8); fall back where not.
+            try:
+                index = faiss.read_index(path, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+                self._mapped = True
+                return index
+            except RuntimeError:
+                pass
+        self._mapped = False
+        return faiss.read_index(path)
+
+    # --- building -------------------------------------------------------------------------------
+
+    def _new(self, kind: str) -> faiss.Index:
+        if kind == "hnsw":
+            inner = faiss.IndexHNSWFlat(self.dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            inner.hnsw.efSearch = HNSW_EF_SEARCH
+        else:
+            inner = faiss.IndexFlatIP(self.dim)
+        return faiss.IndexIDMap2(inner)
+
+    def _writable(self) -> faiss.Index:
+        """The index, re-read privately if it is memory-mapped read-only (writes must not touch the map)."""
+        if self.index is None:
+            self.index = self._new("flat")
+            self.meta.kind = "flat"
+        elif self._mapped:
+            self.index = faiss.read_index(str(self.index_path))
+            self._mapped = False
+        return self.index
+
+    @property
+    def ids(self) -> np.ndarray:
+        if self.index is None:
+            return np.zeros(0, dtype=np.int64)
+        return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+
+    @property
+    def live_count(self) -> int:
+        return self.meta.count - len(self._dead)
+
+    @property
+    def tombstones(self) -> frozenset[int]:
+        return frozenset(self._dead)
+
+    def add(self, rows: Sequence[int], vectors: np.ndarray, *, save: bool = True) -> int:
+        """Add rows not indexed yet (no rebuild); a tombstoned row that is added again comes back to life.
+        Returns how many were added."""
+        rows_arr = np.asarray(rows, dtype=np.int64)
+        vecs = np.asarray(vectors, dtype=np.float32).reshape(len(rows_arr), self.dim)
+        with self._lock:
+            have = set(self.ids.tolist())
+            mask = np.fromiter((int(r) not in have for r in rows_arr), dtype=bool, count=len(rows_arr))
+            self._dead -= {int(r) for r in rows_arr}
+            if mask.any():
+                self._writable().add_with_ids(np.ascontiguousarray(vecs[mask]), rows_arr[mask])
+            self.meta.count = int(self.index.ntotal) if self.index is not None else 0
+            self.meta.tombstones = sorted(self._dead)
+            if save:
+                self.save()
+            return int(mask.sum())
+
+    def delete(self, rows: Iterable[int], *, save: bool = True) -> int:
+        """Tombstone rows: hidden from every search at once, dropped from the file by ``rebuild``."""
+        with self._lock:
+            have = set(self.ids.tolist())
+            new = {int(r) for r in rows if int(r) in have} - self._dead
+            self._dead |= new
+            self.meta.tombstones = sorted(self._dead)
+            if save and new:
+                self.save()
+            return len(new)
+
+    def rebuild(self, rows: Sequence[int], vectors: np.ndarray) -> None:
+        """Compact: a fresh index of exactly these rows (flat or HNSW by size), no tombstones."""
+        with self._lock:
+            kind = "hnsw" if len(rows) >= self.threshold else "flat"
+            index = self._new(kind)
+            if len(rows):
+                index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(rows, dtype=np.int64))
+            self.index = index
+            self._mapped = False
+            self._dead = set()
+            self.meta = IndexMeta(kind=kind, count=int(index.ntotal), tombstones=[], dim=self.dim)
+            self.save()
+
+    def save(self) -> None:
+        with self._lock:
+            if self.index is None:
+                return
+            data = faiss.serialize_index(self.index).tobytes()
+            atomic_write_bytes(self.index_path, data)
+            atomic_write_bytes(self.meta_path, self.meta.to_json().encode())
+
+    # --- querying -------------------------------------------------------------------------------
+
+    def search(self, queries: np.ndarray, k: int, *, ef_search: int | None = None) -> list[list[SearchHit]]:
+        """Top ``k`` live rows per query, best first. Tombstoned rows are skipped, never returned."""
+        q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if self.index is None or self.index.ntotal == 0 or k <= 0:
+            return [[] for _ in range(len(q))]
+        with self._lock:
+            dead = self._dead
+            want = min(int(self.index.ntotal), k + len(dead))
+            params = None
+            if self.meta.kind == "hnsw":
+                params = faiss.SearchParametersHNSW()
+                params.efSearch = max(ef_search or HNSW_EF_SEARCH, want)
+            scores, ids = (self.index.search(q, want, params=params) if params is not None
+                           else self.index.search(q, want))
+        out: list[list[SearchHit]] = []
+        for srow, irow in zip(scores, ids):
+            hits = [SearchHit(int(i), float(s)) for s, i in zip(srow, irow) if i >= 0 and int(i) not in dead]
+            out.append(hits[:k])
+        return out
+
+
+class VectorStore:
+    """A model's vectors, its index and the catalogue's region → row map, together.
+
+    ``model`` is a registry name (siglip, clip, vit, fingerprint) or the key of a stored vector set.
+    The catalogue is needed for everything that speaks of regions; the file and index work without it.
+    """
+
+    def __init__(self, data_dir: Path | str, model: str, catalogue: object | None = None, *,
+                 descriptor: ModelDescriptor | None = None, threshold: int = HNSW_THRESHOLD) -> None:
+        from ..embed.models import model_key
+
+        self.data_dir = Path(data_dir)
+        self.key = descriptor.key if descriptor is not None else model_key(model)
+        self.dir = vectors_dir(self.data_dir, self.key)
+        self.file = VectorFile(self.dir, descriptor)
+        self.descriptor = self.file.descriptor
+        self.catalogue = catalogue
+        self.threshold = threshold
+        self._index: VectorIndex | None = None
+
+    @property
+    def index(self) -> VectorIndex:
+        if self._index is None:
+            self._index = VectorIndex(self.dir, self.descriptor.dim, threshold=self.threshold)
+        return self._index
+
+    def _cat(self):  # noqa: ANN202 - Catalogue, imported lazily to keep this module light
+        if self.catalogue is None:
+            raise RuntimeError("this VectorStore was opened without a catalogue")
+        return self.catalogue
+
+    # --- region ↔ row --------------------------------------------------------------------------
+
+    def rows_for(self, region_ids: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        ids = list(region_ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self._cat().query(
+                    f"SELECT region_id, row FROM embedding WHERE model=? AND region_id IN ({marks})",
+                    [self.key, *chunk]):
+                out[r["region_id"]] = int(r["row"])
+        return out
+
+    def regions_for(self, rows: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        rows = [int(r) for r in rows]
+        for i in range(0, len(rows), 500):
+            chunk = rows[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self._cat().query(
+                    f"SELECT region_id, row FROM embedding WHERE model=? AND row IN ({marks})", [self.key, *chunk]):
+                out[int(r["row"])] = r["region_id"]
+        return out
+
+    def vectors_for(self, region_ids: Sequence[str]) -> np.ndarray:
+        """(len(region_ids), dim) float32 in the given order; KeyError naming regions without a vector."""
+        rows = self.rows_for(region_ids)
+        missing = [r for r in region_ids if r not in rows]
+        if missing:
+            raise KeyError(f"no {self.key} vector for {len(missing)} region(s), e.g. {missing[:3]}: run 'ivs embed'")
+        return self.file.read([rows[r] for r in region_ids])
+
+    def embedded_regions(self) -> set[str]:
+        return {r["region_id"] for r in self._cat().query("SELECT region_id FROM embedding WHERE model=?", [self.key])}
+
+    def add(self, region_ids: Sequence[str], vectors: np.ndarray) -> range:
+        """Persist one batch: rows appended and fsynced first, then the catalogue rows in one transaction.
+        A crash in between leaves unreferenced rows only, so a resumed run simply embeds those regions again."""
+        if len(region_ids) != len(vectors):
+            raise ValueError("one vector per region")
+        rows = self.file.append(vectors)
+        with self._cat().transaction() as conn:
+            conn.executemany(
+                "INSERT INTO embedding(region_id, model, row) VALUES (?, ?, ?) "
+                "ON CONFLICT(region_id, model) DO UPDATE SET row=excluded.row",
+                [(rid, self.key, row) for rid, row in zip(region_ids, rows)])
+        return rows
+
+    def live_rows(self) -> dict[int, str]:
+        """Row → region for every non-deleted region that has a vector of this model."""
+        return {int(r["row"]): r["region_id"] for r in self._cat().query(
+            "SELECT e.row, e.region_id FROM embedding e JOIN region g ON g.id = e.region_id "
+            "WHERE e.model=? AND g.deleted=0", [self.key])}
+
+    # --- index ---------------------------------------------------------------------------------
+
+    def update_index(self, compact: bool = False) -> dict[str, int | str]:
+        """Bring the index up to date with the catalogue: add new rows, tombstone rows of deleted or
+        re-embedded regions; rebuild when asked (``compact``) or when the exact index outgrows the threshold."""
+        live = self.live_rows()
+        index = self.index
+        if compact or (index.meta.kind == "flat" and len(live) >= self.threshold):
+            rows = sorted(live)
+            index.rebuild(rows, self.file.read(rows))
+            return {"kind": index.meta.kind, "added": len(rows), "tombstoned": 0, "live": len(rows), "rebuilt": 1}
+        have = set(index.ids.tolist())
+        new_rows = sorted(r for r in live if r not in have or r in index.tombstones)
+        added = index.add(new_rows, self.file.read(new_rows), save=False)
+        tombstoned = index.delete([r for r in have if r not in live], save=False)
+        index.save()
+        return {"kind": index.meta.kind, "added": added, "tombstoned": tombstoned, "live": index.live_count,
+                "rebuilt": 0}
+
+    def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        """(region id, score) lists, best first; rows whose region is gone are skipped."""
+        hits = self.index.search(queries, k)
+        regions = self.regions_for(sorted({h.row for hs in hits for h in hs}))
+        return [[(regions[h.row], h.score) for h in hs if h.row in regions] for hs in hits]

@@ -1,0 +1,113 @@
+"""Find regions similar to a region, a picture, a vector or a text: the one search the CLI and HTTP share."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .embed.models import DEFAULT_MODEL, embedder_for, l2_normalise
+from .index.vectors import VectorStore
+
+
+@dataclass(frozen=True)
+class Hit:
+    region: str
+    manifest: str          # the manifest's IIIF id (URI)
+    canvas: str            # the canvas's IIIF id (URI)
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float           # cosine similarity (inner product of L2-normalised vectors)
+    manifest_id: str = ""
+    canvas_id: str = ""
+    manifest_label: str = ""
+    canvas_position: int = 0
+    label: str = ""        # class label (manual first, else model), '' when unclassified
+    image_path: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _labels(catalogue, region_ids: list[str]) -> dict[str, str]:  # noqa: ANN001
+    out: dict[str, str] = {}
+    if not region_ids:
+        return out
+    marks = ",".join("?" * len(region_ids))
+    # Manual labels win over model labels: 'manual' sorts after 'model', so it is written last.
+    for r in catalogue.query(
+            f"SELECT region_id, label, source FROM label WHERE region_id IN ({marks}) ORDER BY source DESC",
+            region_ids):
+        if r["source"] == "manual" or r["region_id"] not in out:
+            out[r["region_id"]] = r["label"]
+    return out
+
+
+def query_vector(catalogue, store: VectorStore, *, region_id: str | None = None,  # noqa: ANN001
+                 image: Image.Image | None = None, vector: np.ndarray | None = None, text: str | None = None,
+                 device: str | None = None) -> np.ndarray:
+    given = [v is not None for v in (region_id, image, vector, text)]
+    if sum(given) != 1:
+        raise ValueError("give exactly one of region_id, image, vector, text")
+    if region_id is not None:
+        return store.vectors_for([region_id])
+    if vector is not None:
+        v = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        if v.shape[1] != store.descriptor.dim:
+            raise ValueError(f"vector has {v.shape[1]} dimensions; {store.key} vectors have {store.descriptor.dim}")
+        return l2_normalise(v)
+    embedder = embedder_for(store.descriptor, device)
+    if image is not None:
+        return embedder.embed_images([image])
+    return embedder.embed_texts([text or ""])
+
+
+def find_similar(catalogue, settings, *, model: str = DEFAULT_MODEL,  # noqa: ANN001 - Catalogue, Settings
+                 region_id: str | None = None, image: Image.Image | None = None, vector: np.ndarray | None = None,
+                 text: str | None = None, k: int = 50, exclude_region: str | None = None,
+                 manifest: str | None = None, classes: list[str] | None = None,
+                 exclude_classes: list[str] | None = None, device: str | None = None) -> list[Hit]:
+    """The ``k`` most similar live regions, best first.
+
+    ``model``: registry name or stored vector-set key. A ``region_id`` query never returns that region itself
+    (nor does ``exclude_region``). ``manifest`` (id or URI) and the class filters are applied to the hits;
+    the search widens until ``k`` hits pass them or the index is exhausted.
+    """
+    store = VectorStore(settings.data_dir, model, catalogue)
+    q = query_vector(catalogue, store, region_id=region_id, image=image, vector=vector, text=text, device=device)
+    skip = {r for r in (exclude_region, region_id) if r}
+    want_classes, drop_classes = set(classes or ()), set(exclude_classes or ())
+    total = store.index.live_count
+    fetch = k + len(skip)
+    while True:
+        raw = store.search(q, min(fetch, max(total, 1)))[0]
+        ids = [rid for rid, _ in raw if rid not in skip]
+        info = {r["id"]: r for r in catalogue.query(
+            "SELECT r.id, r.x, r.y, r.w, r.h, r.manifest_id, r.canvas_id, c.uri AS canvas_uri, "
+            "c.position AS canvas_position, m.uri AS manifest_uri, m.label AS manifest_label, "
+            "ri.path AS image_path FROM region r JOIN canvas c ON c.id = r.canvas_id "
+            "JOIN manifest m ON m.id = r.manifest_id LEFT JOIN region_image ri ON ri.region_id = r.id "
+            f"WHERE r.deleted = 0 AND r.id IN ({','.join('?' * len(ids))})", ids)} if ids else {}
+        labels = _labels(catalogue, list(info))
+        hits: list[Hit] = []
+        for rid, score in raw:
+            r = info.get(rid)
+            if r is None or rid in skip:
+                continue
+            if manifest and manifest not in (r["manifest_id"], r["manifest_uri"]):
+                continue
+            label = labels.get(rid, "")
+            if (want_classes and label not in want_classes) or (label and label in drop_classes):
+                continue
+            hits.append(Hit(region=rid, manifest=r["manifest_uri"], canvas=r["canvas_uri"], x=r["x"], y=r["y"],
+                            w=r["w"], h=r["h"], score=float(score), manifest_id=r["manifest_id"],
+                            canvas_id=r["canvas_id"], manifest_label=r["manifest_label"] or "",
+                            canvas_position=int(r["canvas_position"]), label=label,
+                            image_path=r["image_path"] or ""))
+        if len(hits) >= k or fetch >= total:
+            return hits[:k]
+        fetch = min(total, fetch * 4)
