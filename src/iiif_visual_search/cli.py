@@ -15,8 +15,12 @@ LAZY_COMMANDS: dict[str, str] = {
     "status": "commands.status_cmd:status",
     "regions": "commands.status_cmd:regions",
     "quarantine": "commands.status_cmd:quarantine",
+    "embed": "commands.embed_cmd:embed",
+    "index": "commands.embed_cmd:index",
+    "similar": "commands.embed_cmd:similar",
     "fetch": "commands.fetch_cmd:fetch",
     "demo": "commands.demo_cmd:demo",
+    "serve": "commands.serve_cmd:serve",
 }
 
 
