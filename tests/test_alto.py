@@ -104,7 +104,9 @@ def test_nb_docworks_alto_1_2_composed_block_is_one_region_in_mm10() -> None:
     assert [(r.block_id, r.block_type, r.x, r.y, r.w, r.h) for r in page.regions] == [
         ("P31_CB00004", "ComposedBlock/Illustration", 47, 104, 984, 698)
     ]
-    assert "Grunnlagt 1767" in page.regions[0].context_before
+    # docWorks lists the picture after all the text, but it heads the page: the text follows it.
+    assert page.regions[0].context_before == ""
+    assert "Grunnlagt 1767" in page.regions[0].context_after
 
 
 def test_chronam_inch1200_composed_blocks_get_their_captions_below() -> None:
@@ -330,3 +332,12 @@ def test_faune_captions_agree_with_gallicapix_legends() -> None:
             head = legend.replace("'", " ").split()[:3]
             agree += region.caption.replace("'", " ").split()[:3] == head
     assert checked >= 10 and agree / checked >= 0.8, (agree, checked)
+
+
+def test_zones_listed_after_the_text_get_the_text_around_them_on_the_page() -> None:
+    """eScriptorium writes every SegmOnto zone after all the text; context must follow the page, not the file."""
+    page = read_layout(shared("gallicorpora-incunabula/bpt6k10516302_f10.xml").read_bytes())
+    woodcut = min((r for r in page.regions if r.block_type == "GraphicZone"), key=lambda r: r.y)
+    # The woodcut heads the page, above the only text block: nothing before it, the text after it.
+    assert woodcut.context_before == ""
+    assert len(woodcut.context_after) > 50

@@ -44,6 +44,8 @@ class RegionPlace:
     y1: float
     position: int
     own_text: str = ""
+    # True when the file's explicit reading order places the region; then its position is trusted.
+    ordered: bool = False
 
 
 @dataclass
@@ -166,8 +168,26 @@ class PageText:
                         best = (gap, block)
         return clip_head(self.text(best[1], limit), limit) if best else ""
 
+    def geometric_position(self, place: RegionPlace) -> int:
+        """Reading position from the page itself: after the last block of the region's column that starts
+        above the region's middle. For files that list their zones after all the text (eScriptorium)."""
+        middle = (place.y0 + place.y1) / 2
+        position = 0
+        for index, block in enumerate(self.blocks):
+            if self._hoverlaps(block, place.x0, place.x1) and (block.y0 + block.y1) / 2 < middle:
+                position = index + 1
+        return position
+
     def context(self, place: RegionPlace) -> RegionContext:
         caption = clip_head(place.own_text) if place.own_text else ""
         if not caption:
             caption = self.caption(place.x0, place.y0, place.x1, place.y1)
-        return RegionContext(self.before(place.position), self.after(place.position), caption)
+        position = place.position
+        middle = (place.y0 + place.y1) / 2
+        if not place.ordered and position >= len(self.blocks) and any(
+            self._hoverlaps(b, place.x0, place.x1) and (b.y0 + b.y1) / 2 > middle for b in self.blocks
+        ):
+            # Listed after every text block although text follows it on the page: the file's order
+            # says nothing about where the region is read.
+            position = self.geometric_position(place)
+        return RegionContext(self.before(position), self.after(position), caption)

@@ -162,7 +162,7 @@ def read_page(root: etree._Element) -> LayoutPage:
                 continue
             x0, y0, x1, y1 = box
             regions.append(LayoutRegion(el.get("id") or "", _local(el.tag), x0, y0, x1 - x0, y1 - y0))
-            place = RegionPlace(x0, y0, x1, y1, len(blocks))
+            place = RegionPlace(x0, y0, x1, y1, len(blocks), ordered=el.get("id") in rank)
             places.append(place)
             place_of[el] = place
             continue
