@@ -12,6 +12,8 @@ from . import __version__
 # verb -> "module:attribute" (relative to this package). Add a line here to add a verb.
 LAZY_COMMANDS: dict[str, str] = {
     "ingest": "commands.ingest_cmd:ingest",
+    "classify": "commands.classify_cmd:classify",
+    "evaluate": "commands.evaluate_cmd:evaluate",
     "status": "commands.status_cmd:status",
     "regions": "commands.status_cmd:regions",
     "quarantine": "commands.status_cmd:quarantine",

@@ -1,0 +1,97 @@
+"""OpenAPI 3.1 description of the endpoints that are not defined by a IIIF specification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import __version__
+
+_ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _param(name: str, description: str, schema: dict[str, Any], where: str = "query",
+           required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required, "description": description, "schema": schema}
+
+
+_FILTERS = [
+    _param("model", "embedding model (siglip, clip, vit, fingerprint)", {"type": "string"}),
+    _param("k", "how many similar regions in all (1..500)", {"type": "integer", "minimum": 1, "maximum": 500}),
+    _param("page", "1-based page of the k hits", {"type": "integer", "minimum": 1}),
+    _param("size", "hits per page", {"type": "integer", "minimum": 1, "maximum": 200}),
+    _param("class", "only regions with this class label (repeat or comma-separate)", {"type": "string"}),
+    _param("exclude", "no regions with this class label (repeat or comma-separate)", {"type": "string"}),
+    _param("manifest", "only regions of this manifest (our id or its IIIF id)", {"type": "string"}),
+]
+
+_PAGE = {"description": "an IIIF Presentation 3 AnnotationPage of similar regions",
+         "content": {"application/ld+json": {"schema": {"type": "object"}}}}
+
+
+def openapi(base_url: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "iiif-visual-search",
+            "version": __version__,
+            "description": (
+                "Find-similar, harvest and health endpoints. The IIIF endpoints (augmented manifests, region "
+                "annotation pages, Content Search 1.0/2.0 and autocomplete at /search/{1,2}[/{manifest}] and "
+                "/autocomplete/{1,2}[/{manifest}], /collection, /annotations, /activity) follow their IIIF "
+                "specifications and are not repeated here."
+            ),
+        },
+        "servers": [{"url": base_url}],
+        "paths": {
+            "/similar/{region}": {"get": {
+                "summary": "Regions that look like an ingested region",
+                "parameters": [_param("region", "region id", {"type": "string"}, "path", True), *_FILTERS],
+                "responses": {"200": _PAGE, "404": _ERROR, "422": _ERROR, "503": _ERROR},
+            }},
+            "/similar": {
+                "get": {
+                    "summary": "Regions matching a text (text→image models), an image URL or a canvas box",
+                    "parameters": [
+                        _param("text", "a description, for models that embed text (siglip, clip)", {"type": "string"}),
+                        _param("image_url", "an http(s) image to compare with", {"type": "string", "format": "uri"}),
+                        _param("canvas", "an ingested canvas id (with xywh)", {"type": "string"}),
+                        _param("xywh", "x,y,w,h in canvas pixels", {"type": "string"}),
+                        *_FILTERS,
+                    ],
+                    "responses": {"200": _PAGE, "400": _ERROR, "422": _ERROR, "503": _ERROR},
+                },
+                "post": {
+                    "summary": "Regions that look like an uploaded image, a vector, an image URL or a canvas box",
+                    "parameters": _FILTERS,
+                    "requestBody": {"content": {
+                        "multipart/form-data": {"schema": {"type": "object", "properties": {
+                            "image": {"type": "string", "format": "binary"}}, "required": ["image"]}},
+                        "application/json": {"schema": {"oneOf": [
+                            {"type": "object", "properties": {"vector": {"type": "array", "items": {"type": "number"}}},
+                             "required": ["vector"]},
+                            {"type": "object", "properties": {"image_url": {"type": "string", "format": "uri"}},
+                             "required": ["image_url"]},
+                            {"type": "object", "properties": {"canvas": {"type": "string"}, "xywh": {"type": "string"}},
+                             "required": ["canvas", "xywh"]},
+                        ]}},
+                    }},
+                    "responses": {"200": _PAGE, "400": _ERROR, "413": _ERROR, "415": _ERROR, "422": _ERROR,
+                                  "503": _ERROR},
+                },
+            },
+            "/regions/{region}/image.jpg": {"get": {
+                "summary": "The cached crop of a region",
+                "parameters": [_param("region", "region id", {"type": "string"}, "path", True)],
+                "responses": {"200": {"description": "JPEG", "content": {"image/jpeg": {}}}, "404": _ERROR},
+            }},
+            "/health": {"get": {
+                "summary": "Liveness and counts",
+                "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {
+                    "type": "object"}}}}},
+            }},
+        },
+        "components": {"schemas": {"Error": {
+            "type": "object", "required": ["error", "status"],
+            "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
+        }}},
+    }

@@ -1,0 +1,99 @@
+"""Read-only queries the web layer needs, returning the plain views the IIIF builders take."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from ..catalogue import Catalogue
+from ..iiif.common import RegionView
+from ..index.text import is_noise
+
+
+_REGION_SELECT = """
+SELECT r.*, c.uri AS canvas_uri, c.position AS canvas_position, c.width AS canvas_width,
+       c.height AS canvas_height, c.image_service, c.image_service_version, c.image_width, c.image_height,
+       m.uri AS manifest_uri, m.label AS manifest_label, ri.path AS image_path,
+       COALESCE(lm.label, lo.label) AS label,
+       CASE WHEN lm.label IS NOT NULL THEN 'manual' WHEN lo.label IS NOT NULL THEN 'model' END AS label_source,
+       CASE WHEN lm.label IS NOT NULL THEN lm.probability ELSE lo.probability END AS probability
+FROM region r
+JOIN canvas c ON c.id = r.canvas_id
+JOIN manifest m ON m.id = r.manifest_id
+LEFT JOIN region_image ri ON ri.region_id = r.id
+LEFT JOIN label lm ON lm.region_id = r.id AND lm.source = 'manual'
+LEFT JOIN label lo ON lo.region_id = r.id AND lo.source = 'model'
+"""
+
+
+class Store:
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+
+    def manifest(self, ref: str) -> sqlite3.Row | None:
+        row = self.catalogue.find_manifest(ref)
+        return row if row is not None and row["status"] == "ok" else None
+
+    def manifests(self) -> list[sqlite3.Row]:
+        return self.catalogue.manifests()
+
+    def canvas_positions(self, manifest_id: str) -> dict[str, int]:
+        return {r["uri"]: r["position"] for r in self.catalogue.query(
+            "SELECT uri, position FROM canvas WHERE manifest_id=?", (manifest_id,))}
+
+    def canvas_at(self, manifest_id: str, position: int) -> sqlite3.Row | None:
+        return self.catalogue.query_one(
+            "SELECT * FROM canvas WHERE manifest_id=? AND position=?", (manifest_id, position))
+
+    def canvases_by_uri(self, uri: str) -> list[sqlite3.Row]:
+        return self.catalogue.query(
+            "SELECT c.* FROM canvas c JOIN manifest m ON m.id = c.manifest_id WHERE c.uri=? AND m.status='ok'",
+            (uri,))
+
+    def canvas_regions(self, canvas_id: str, include_noise: bool = False) -> list[RegionView]:
+        rows = self.catalogue.query(
+            _REGION_SELECT + " WHERE r.canvas_id=? AND r.deleted=0 ORDER BY r.y, r.x, r.id", (canvas_id,))
+        return [RegionView.from_row(r) for r in rows if include_noise or not is_noise(r["flags"])]
+
+    def region(self, region_id: str) -> RegionView | None:
+        row = self.catalogue.query_one(_REGION_SELECT + " WHERE r.id=? AND r.deleted=0", (region_id,))
+        return RegionView.from_row(row) if row is not None else None
+
+    def regions_by_id(self, ids: Sequence[str]) -> dict[str, RegionView]:
+        out: dict[str, RegionView] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in self.catalogue.query(_REGION_SELECT + f" WHERE r.id IN ({marks}) AND r.deleted=0", chunk):
+                out[row["id"]] = RegionView.from_row(row)
+        return out
+
+    def region_image_path(self, region_id: str) -> str | None:
+        row = self.catalogue.query_one("SELECT path FROM region_image WHERE region_id=?", (region_id,))
+        return row["path"] if row is not None else None
+
+    # --- harvest -------------------------------------------------------------------------------
+
+    def count_regions(self) -> int:
+        return int(self.catalogue.query_one("SELECT COUNT(*) AS n FROM region WHERE deleted=0")["n"])
+
+    def regions_page(self, offset: int, limit: int) -> list[RegionView]:
+        # rowid order: new regions are appended, so earlier pages stay stable for harvesters.
+        rows = self.catalogue.query(
+            _REGION_SELECT + " WHERE r.deleted=0 ORDER BY r.rowid LIMIT ? OFFSET ?", (limit, offset))
+        return [RegionView.from_row(r) for r in rows]
+
+    def count_changes(self) -> int:
+        return int(self.catalogue.query_one("SELECT COUNT(*) AS n FROM change")["n"])
+
+    def changes(self, offset: int, limit: int) -> list[dict[str, Any]]:
+        rows = self.catalogue.query(
+            """SELECT ch.seq, ch.kind, ch.object_type, ch.object_id, ch.at, r.manifest_id
+               FROM change ch LEFT JOIN region r ON ch.object_type = 'region' AND r.id = ch.object_id
+               ORDER BY ch.seq LIMIT ? OFFSET ?""", (limit, offset))
+        return [dict(r) for r in rows]
+
+    def models(self) -> dict[str, int]:
+        return {r["model"]: r["n"] for r in self.catalogue.query(
+            "SELECT model, COUNT(*) AS n FROM embedding GROUP BY model ORDER BY model")}

@@ -1,0 +1,433 @@
+"""The HTTP service in-process (Starlette TestClient) over a catalogue built from real manifests and ALTO."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from starlette.testclient import TestClient
+
+from datapaths import SHARED_DATA
+from iiif_visual_search.catalogue import Catalogue
+from iiif_visual_search.index.text import is_noise
+from iiif_visual_search.web.app import create_app
+from iiif_visual_search.web.options import ServeOptions
+from test_iiif_data import BASE, build_catalogue
+
+SCHEMA = SHARED_DATA.parent / "reference" / "schemas" / "iiif_3_0.json"
+XYWH = re.compile(r"^xywh=\d+,\d+,\d+,\d+$")
+
+
+@pytest.fixture(scope="module")
+def p3() -> Any:
+    jsonschema = pytest.importorskip("jsonschema")
+    if not SCHEMA.is_file():
+        pytest.skip(f"P3 JSON Schema not found at {SCHEMA}")
+    validator = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
+
+    def check(doc: dict[str, Any]) -> None:
+        errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
+        assert not errors, [f"{list(e.path)}: {e.message[:200]}" for e in errors[:5]]
+
+    return check
+
+
+class FakeSimilar:
+    """Stands in for similar.find_similar (issue 4): every other region, scored by distance in id order."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.fail: Exception | None = None
+
+    def __call__(self, catalogue: Catalogue, settings: Any, **kwargs: Any) -> list[tuple[str, float]]:
+        self.calls.append(kwargs)
+        if self.fail is not None:
+            raise self.fail
+        rows = catalogue.regions(kwargs.get("manifest"))
+        ids = [r["id"] for r in rows if not is_noise(r["flags"])]
+        return [(rid, 1.0 - i / 100) for i, rid in enumerate(ids)][: kwargs["k"]]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    settings = build_catalogue(tmp_path_factory.mktemp("web"))
+    fake = FakeSimilar()
+    options = ServeOptions(search_page_size=3, harvest_page_size=10, activity_page_size=20,
+                           max_body_bytes=2_000_000, max_image_pixels=50_000_000)
+    app = create_app(settings, options, similar_backend=fake)
+    catalogue = Catalogue(settings.catalogue_path)
+    manifests = {m["version"]: m["id"] for m in catalogue.manifests()}
+    with TestClient(app) as client:
+        yield client, catalogue, manifests, fake
+
+
+def get(client: TestClient, url: str, status: int = 200) -> dict[str, Any]:
+    path = url[len(BASE):] if url.startswith(BASE) else url
+    response = client.get(path)
+    assert response.status_code == status, (url, response.status_code, response.text[:300])
+    assert response.headers["access-control-allow-origin"] == "*"
+    return response.json()
+
+
+# --- manifests and region pages ---------------------------------------------------------------------------
+
+
+def test_v3_manifest_is_augmented_and_valid(env: Any, p3: Any) -> None:
+    client, catalogue, manifests, _ = env
+    mid = manifests[3]
+    response = client.get(f"/iiif/{mid}/manifest", headers={"Origin": "https://viewer.example"})
+    assert response.headers["content-type"] == \
+        'application/ld+json;profile="http://iiif.io/api/presentation/3/context.json"'
+    doc = response.json()
+    p3(doc)
+    assert doc["id"] == f"{BASE}/iiif/{mid}/manifest"
+    services = {s["type"]: s for s in doc["service"]}
+    assert services["SearchService1"]["profile"] == "http://iiif.io/api/search/1/search"
+    assert services["SearchService1"]["id"] != services["SearchService2"]["id"]
+    assert all("?" not in s["id"] for s in doc["service"])
+    source = json.loads(catalogue.find_manifest(mid)["raw"])
+    assert [c["id"] for c in doc["items"]] == [c["id"] for c in source["items"]]
+    for position, canvas in enumerate(doc["items"]):
+        link = canvas["annotations"][-1]
+        assert link == {"id": f"{BASE}/iiif/{mid}/canvas/{position}/regions", "type": "AnnotationPage"}
+        page = get(client, link["id"])
+        p3(page)
+        assert page["id"] == link["id"]
+        for item in page["items"]:
+            assert item["target"]["source"]["id"] == canvas["id"]
+            assert XYWH.match(item["target"]["selector"]["value"])
+            assert item["motivation"] == "classifying"
+
+
+def test_region_page_matches_catalogue(env: Any) -> None:
+    client, catalogue, manifests, _ = env
+    mid = manifests[3]
+    canvas = catalogue.canvases(mid)[0]
+    rows = [r for r in catalogue.regions(mid) if r["canvas_id"] == canvas["id"]]
+    real = [r for r in rows if not is_noise(r["flags"])]
+    assert real and len(real) < len(rows), "the newspaper page has both pictures and separator rules"
+    page = get(client, f"/iiif/{mid}/canvas/0/regions")
+    boxes = {item["target"]["selector"]["value"] for item in page["items"]}
+    assert boxes == {f"xywh={r['x']},{r['y']},{r['w']},{r['h']}" for r in real}
+    everything = get(client, f"/iiif/{mid}/canvas/0/regions?all=true")
+    assert len(everything["items"]) == len(rows)
+    labels = {b["value"] for item in page["items"] for b in item["body"] if b["purpose"] == "tagging"}
+    assert labels <= {r["block_type"] for r in real}
+
+
+def test_labels_from_the_classifier_win_over_block_types(env: Any) -> None:
+    client, catalogue, manifests, _ = env
+    mid = manifests[3]
+    page = get(client, f"/iiif/{mid}/canvas/0/regions")
+    region_id = page["items"][0]["id"].rsplit("/", 1)[-1]
+    with catalogue.transaction() as conn:
+        conn.execute("INSERT OR REPLACE INTO label VALUES (?, 'Map', 'model', 'v1', 0.91)", (region_id,))
+    try:
+        anno = get(client, f"/iiif/{mid}/annotation/{region_id}")
+        assert anno["body"][0] == {"type": "TextualBody", "value": "Map", "format": "text/plain",
+                                   "language": "en", "purpose": "tagging"}
+    finally:
+        with catalogue.transaction() as conn:
+            conn.execute("DELETE FROM label WHERE region_id=?", (region_id,))
+
+
+def test_v2_manifest_keeps_v2_and_links_annotation_lists(env: Any) -> None:
+    client, catalogue, manifests, _ = env
+    mid = manifests[2]
+    response = client.get(f"/iiif/{mid}/manifest")
+    assert "presentation/2/context.json" in response.headers["content-type"]
+    doc = response.json()
+    assert doc["@context"] == "http://iiif.io/api/presentation/2/context.json"
+    search = [s for s in doc["service"] if s.get("profile") == "http://iiif.io/api/search/1/search"]
+    assert len(search) == 1 and search[0]["@context"] == "http://iiif.io/api/search/1/context.json"
+    assert search[0]["service"]["profile"] == "http://iiif.io/api/search/1/autocomplete"
+    canvases = doc["sequences"][0]["canvases"]
+    assert all(c["otherContent"][-1]["@type"] == "sc:AnnotationList" for c in canvases)
+    f19 = canvases[18]
+    listing = get(client, f19["otherContent"][-1]["@id"])
+    assert listing["@type"] == "sc:AnnotationList" and listing["resources"]
+    for resource in listing["resources"]:
+        canvas_id, fragment = resource["on"].split("#")
+        assert canvas_id == f19["@id"] and XYWH.match(fragment)
+        assert resource["resource"][0]["@type"] == "oa:Tag"
+
+
+# --- Content Search ---------------------------------------------------------------------------------------
+
+
+def test_search1_hits_paging_and_ignored(env: Any) -> None:
+    client, _, manifests, _ = env
+    mid = manifests[3]
+    response = client.get(f"/search/1/{mid}?q=Berlin&user=someone")
+    assert "search/1/context.json" in response.headers["content-type"]
+    doc = response.json()
+    assert doc["@context"] == ["http://iiif.io/api/presentation/2/context.json",
+                               "http://iiif.io/api/search/1/context.json"]
+    assert doc["@type"] == "sc:AnnotationList"
+    assert doc["within"]["@type"] == "sc:Layer" and doc["within"]["ignored"] == ["user"]
+    total = doc["within"]["total"]
+    assert total > 3 and len(doc["resources"]) == 3 and len(doc["hits"]) == 3
+    assert isinstance(doc["next"], str) and "page=2" in doc["next"]
+    for resource, hit in zip(doc["resources"], doc["hits"], strict=True):
+        assert hit["annotations"] == [resource["@id"]]
+        assert hit["match"].lower() == "berlin"
+        assert (hit["before"] + hit["match"] + hit["after"]) in resource["resource"]["chars"]
+        assert XYWH.match(resource["on"].split("#")[1])
+    seen = {r["@id"] for r in doc["resources"]}
+    url: str | None = doc["next"]
+    while url:
+        page = get(client, url)
+        assert page["prev"]
+        seen |= {r["@id"] for r in page["resources"]}
+        url = page.get("next")
+    assert len(seen) == total
+
+
+def test_search_folds_case_and_accents(env: Any) -> None:
+    client, _, manifests, _ = env
+    totals = {q: get(client, f"/search/1/{manifests[3]}?q={q}")["within"]["total"]
+              for q in ("Moskau", "MOSKAU", "moſkau", "anknupfend", "Anknüpfend")}
+    assert totals["Moskau"] > 0 and totals["Moskau"] == totals["MOSKAU"] == totals["moſkau"]
+    assert totals["anknupfend"] > 0 and totals["anknupfend"] == totals["Anknüpfend"]
+
+
+def test_search2_contextualizing_annotations(env: Any) -> None:
+    client, _, manifests, _ = env
+    mid = manifests[3]
+    doc = get(client, f"/search/2/{mid}?q=moskau&date=2020-01-01T00:00:00Z/2021-01-01T00:00:00Z")
+    assert doc["@context"] == "http://iiif.io/api/search/2/context.json"
+    assert doc["type"] == "AnnotationPage" and doc["ignored"] == ["date"]
+    assert doc["partOf"]["type"] == "AnnotationCollection" and doc["partOf"]["total"] >= len(doc["items"])
+    assert doc["partOf"]["first"]["type"] == "AnnotationPage"
+    ids = {item["id"] for item in doc["items"]}
+    texts = {item["id"]: item["body"]["value"] for item in doc["items"]}
+    contexts = doc["annotations"][0]["items"]
+    assert contexts
+    for ctx in contexts:
+        assert ctx["motivation"] == "contextualizing"
+        assert ctx["target"]["source"] in ids
+        selector = ctx["target"]["selector"][0]
+        assert selector["type"] == "TextQuoteSelector" and selector["exact"].lower() == "moskau"
+        assert selector["prefix"] + selector["exact"] + selector["suffix"] in texts[ctx["target"]["source"]]
+    for item in doc["items"]:
+        assert isinstance(item["target"], str) and item["target"].count("#xywh=") == 1
+    # the text annotation dereferences
+    anno = get(client, doc["items"][0]["id"])
+    assert anno["id"] == doc["items"][0]["id"]
+
+
+def test_collection_wide_search_names_the_manifest(env: Any) -> None:
+    client, _, manifests, _ = env
+    doc1 = get(client, "/search/1?q=Berlin")
+    assert doc1["resources"] and all(r["on"]["within"]["@type"] == "sc:Manifest" for r in doc1["resources"])
+    doc2 = get(client, "/search/2?q=Berlin")
+    target = doc2["items"][0]["target"]
+    assert target["partOf"]["type"] == "Manifest" and target["partOf"]["label"]
+
+
+def test_motivation_filter_and_empty_queries(env: Any) -> None:
+    client, _, manifests, _ = env
+    mid = manifests[3]
+    assert get(client, f"/search/1/{mid}?q=Berlin&motivation=painting")["within"]["total"] == 0
+    assert get(client, f"/search/1/{mid}?q=Berlin&motivation=painting describing")["within"]["total"] > 0
+    assert get(client, f"/search/2/{mid}?q=")["items"] == []
+    assert get(client, f'/search/2/{mid}?q=" OR NEAR(')["items"] == []  # FTS5 syntax is plain text here
+
+
+def test_autocomplete_1_and_2(env: Any) -> None:
+    client, _, manifests, _ = env
+    mid = manifests[3]
+    doc1 = get(client, f"/autocomplete/1/{mid}?q=Mosk")
+    assert doc1["@type"] == "search:TermList"
+    assert [t["match"] for t in doc1["terms"]] == ["moskau"]
+    found = get(client, doc1["terms"][0]["url"])
+    assert found["within"]["total"] == doc1["terms"][0]["count"]
+    doc2 = get(client, "/autocomplete/2?q=ber&user=x")
+    assert doc2["type"] == "TermPage" and doc2["ignored"] == ["user"]
+    values = [t["value"] for t in doc2["items"]]
+    assert values == sorted(values) and "berlin" in values
+    assert get(client, "/autocomplete/2?q=ber&min=1000")["items"] == []
+    assert get(client, "/autocomplete/2", 400)["status"] == 400
+
+
+# --- find similar -----------------------------------------------------------------------------------------
+
+
+def test_similar_by_region(env: Any, p3: Any) -> None:
+    client, catalogue, manifests, fake = env
+    mid = manifests[3]
+    region = next(r for r in catalogue.regions(mid) if not is_noise(r["flags"]))
+    doc = get(client, f"/similar/{region['id']}?k=5&size=2&class=Map,Photo&exclude=Blank&model=clip")
+    p3(doc)
+    call = fake.calls[-1]
+    assert call["region_id"] == region["id"] and call["model"] == "clip" and call["k"] == 5
+    assert call["classes"] == ["Map", "Photo"] and call["exclude_classes"] == ["Blank"]
+    assert len(doc["items"]) == 2 and doc["next"]["type"] == "AnnotationPage"
+    assert all(item["region"] != region["id"] for item in doc["items"])
+    first = doc["items"][0]
+    hit = catalogue.region(first["region"])
+    assert first["target"]["source"]["id"] == hit["canvas_uri"]
+    assert first["target"]["selector"]["value"] == f"xywh={hit['x']},{hit['y']},{hit['w']},{hit['h']}"
+    assert first["target"]["source"]["partOf"][0]["label"] == {"none": [hit["manifest_label"]]}
+    assert first["thumbnail"][0]["id"].startswith("https://iiif.io/api/image/3.0/example/reference/")
+    assert first["score"] >= doc["items"][1]["score"]
+    second = get(client, doc["next"]["id"])
+    p3(second)
+    assert second["prev"]["id"] and second["items"][0]["region"] not in {i["region"] for i in doc["items"]}
+
+
+def test_similar_errors(env: Any) -> None:
+    client, _, _, fake = env
+    assert get(client, "/similar/r-nope", 404)["error"]
+    assert "needs text=" in get(client, "/similar", 400)["error"]
+    assert get(client, "/similar?text=a%20map&k=100000", 400)["status"] == 400
+    fake.fail = FileNotFoundError("vectors-siglip.faiss")
+    try:
+        assert "ivs embed" in get(client, "/similar?text=a%20map", 503)["error"]
+    finally:
+        fake.fail = None
+
+
+def test_similar_by_text_and_vector(env: Any, p3: Any) -> None:
+    client, _, _, fake = env
+    p3(get(client, "/similar?text=a%20harbour%20map&k=3"))
+    assert fake.calls[-1]["text"] == "a harbour map"
+    response = client.post("/similar?k=4", json={"vector": [0.0, 3.0, 4.0]})
+    assert response.status_code == 200, response.text
+    p3(response.json())
+    assert list(fake.calls[-1]["vector"]) == pytest.approx([0.0, 0.6, 0.8])
+    assert client.post("/similar", json={"vector": [0, 0]}).status_code == 422
+    assert client.post("/similar", json={"vector": ["x"]}).status_code == 422
+    assert client.post("/similar", json={"nothing": 1}).status_code == 422
+    assert client.post("/similar", content=b"{", headers={"content-type": "application/json"}).status_code == 400
+    assert client.post("/similar", content=b"x", headers={"content-type": "text/plain"}).status_code == 415
+
+
+def test_similar_upload_real_crop(env: Any, p3: Any) -> None:
+    client, _, _, fake = env
+    crop = SHARED_DATA / "bnf-lacroix-alto-crops" / "expected_crops" / "220169-2-1.jpg"
+    if not crop.is_file():
+        pytest.skip(f"{crop} absent")
+    data = crop.read_bytes()
+    if len(data) > 2_000_000:
+        pytest.skip("crop larger than the test body limit")
+    response = client.post("/similar", files={"image": ("crop.jpg", data, "image/jpeg")})
+    assert response.status_code == 200, response.text
+    p3(response.json())
+    with Image.open(crop) as original:
+        assert fake.calls[-1]["image"].size == original.size
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares a huge size: refused from the header, before any pixel is decoded."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + \
+        chunk(b"IEND", b"")
+
+
+def test_upload_limits(env: Any) -> None:
+    client, _, _, _ = env
+    bomb = client.post("/similar", files={"image": ("bomb.png", _png_header_only(60000, 60000), "image/png")})
+    assert bomb.status_code == 413 and "pixels" in bomb.json()["error"]
+    big = client.post("/similar", files={"image": ("big.jpg", b"\xff" * 2_100_000, "image/jpeg")})
+    assert big.status_code == 413
+    text = client.post("/similar", files={"image": ("a.txt", b"hello", "text/plain")})
+    assert text.status_code == 415
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "PDF")
+    assert client.post("/similar", files={"image": ("x.pdf", buf.getvalue(), "application/pdf")}).status_code == 415
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1/x.jpg", "http://localhost:8000/x.jpg", "http://[::1]/x.jpg", "http://10.1.2.3/x.jpg",
+    "http://169.254.169.254/latest/meta-data", "file:///etc/passwd", "ftp://example.org/x.jpg",
+    "gopher://127.0.0.1:70/", "http://user:pw@example.org/x.jpg",
+])
+def test_image_url_refuses_ssrf(env: Any, url: str) -> None:
+    client, _, _, fake = env
+    before = len(fake.calls)
+    response = client.post("/similar", json={"image_url": url})
+    assert response.status_code == 422, response.text
+    assert len(fake.calls) == before
+    assert client.get("/similar", params={"image_url": url}).status_code == 422
+
+
+def test_canvas_box_errors(env: Any) -> None:
+    client, catalogue, manifests, _ = env
+    canvas = catalogue.canvases(manifests[3])[0]
+    assert client.post("/similar", json={"canvas": "https://nowhere/c1", "xywh": "0,0,1,1"}).status_code == 404
+    outside = client.post("/similar", json={"canvas": canvas["uri"], "xywh": "99999,99999,5,5"})
+    assert outside.status_code == 422 and "outside" in outside.json()["error"]
+    assert client.post("/similar", json={"canvas": canvas["uri"], "xywh": "a,b"}).status_code == 422
+
+
+# --- harvest, discovery, collection, service --------------------------------------------------------------
+
+
+def test_annotation_collection_harvest(env: Any, p3: Any) -> None:
+    client, catalogue, _, _ = env
+    collection = get(client, "/annotations")
+    p3(collection)
+    total = len(catalogue.regions())
+    assert collection["total"] == total
+    url: str | None = collection["first"]["id"]
+    seen: list[str] = []
+    while url:
+        page = get(client, url)
+        p3(page)
+        assert page["partOf"][0]["id"] == collection["id"]
+        seen += [item["id"] for item in page["items"]]
+        url = page.get("next", {}).get("id")
+    assert len(seen) == len(set(seen)) == total
+    assert page["id"] == collection["last"]["id"]
+    get(client, "/annotations/page/9999", 404)
+
+
+def test_activity_stream(env: Any) -> None:
+    client, catalogue, manifests, _ = env
+    response = client.get("/activity")
+    assert "discovery/1/context.json" in response.headers["content-type"]
+    doc = response.json()
+    assert doc["type"] == "OrderedCollection" and doc["totalItems"] > 0
+    last = get(client, doc["last"]["id"])
+    assert last["type"] == "OrderedCollectionPage" and last["partOf"]["id"] == doc["id"]
+    first = get(client, doc["first"]["id"])
+    created = [a for a in first["orderedItems"] if a["object"]["type"] == "Manifest"]
+    assert created[0]["type"] == "Create" and created[0]["object"]["id"].endswith("/manifest")
+    times = [a["endTime"] for a in first["orderedItems"]]
+    assert times == sorted(times) and all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", t) for t in times)
+    regions = [a for a in first["orderedItems"] if a["object"]["type"] == "Annotation"]
+    assert regions and get(client, regions[0]["object"]["id"])["type"] == "Annotation"
+
+
+def test_collection_points_at_augmented_manifests(env: Any, p3: Any) -> None:
+    client, _, manifests, _ = env
+    doc = get(client, "/collection")
+    p3(doc)
+    assert {item["id"] for item in doc["items"]} == {f"{BASE}/iiif/{m}/manifest" for m in manifests.values()}
+    for item in doc["items"]:
+        get(client, item["id"])
+
+
+def test_health_openapi_errors_and_cors(env: Any) -> None:
+    client, catalogue, _, _ = env
+    health = get(client, "/health")
+    assert health["status"] == "ok" and health["regions"] == len(catalogue.regions())
+    spec = get(client, "/openapi.json")
+    assert spec["openapi"].startswith("3.") and "/similar/{region}" in spec["paths"]
+    assert get(client, "/iiif/nothing/manifest", 404) == {"error": "no manifest 'nothing' in the catalogue",
+                                                         "status": 404}
+    assert get(client, "/no/such/path", 404)["status"] == 404
+    assert get(client, "/search/1?q=x&page=zero", 400)["error"].startswith("parameter page")
+    preflight = client.options("/similar", headers={"Origin": "https://a.example",
+                                                    "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == "*"
