@@ -295,7 +295,12 @@ class VectorStore:
         from ..embed.models import model_key
 
         self.data_dir = Path(data_dir)
-        self.key = descriptor.key if descriptor is not None else model_key(model)
+        if descriptor is not None:
+            self.key = descriptor.key
+        elif (vectors_dir(self.data_dir, model) / "descriptor.json").exists():
+            self.key = model  # already a stored key
+        else:
+            self.key = model_key(model)
         self.dir = vectors_dir(self.data_dir, self.key)
         self.file = VectorFile(self.dir, descriptor)
         self.descriptor = self.file.descriptor
