@@ -13,6 +13,7 @@ from .common import open_catalogue, settings_from
 @click.option("--base-url", default=None,
               help="Public URL of the service, used in every IIIF id (env IVS_BASE_URL; default "
                    "http://HOST:PORT).")
+@click.option("--allow-private-urls", is_flag=True, default=None,
               help="Let image_url queries reach loopback/private hosts (off by default: SSRF).")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, base_url: str | None,
@@ -36,3 +37,4 @@ def serve(ctx: click.Context, host: str, port: int, base_url: str | None,
     app.state.ivs.text_index()
     click.echo(f"serving {settings.catalogue_path} at {settings.base_url} "
                f"(collection: {settings.base_url}/collection)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True)

@@ -325,7 +325,8 @@ def _hit_fields(hit: Any) -> tuple[str, float]:
         return str(hit["region_id"]), float(hit["score"])
     if isinstance(hit, tuple):
         return str(hit[0]), float(hit[1])
-    return str(hit.region_id), float(hit.score)
+    # similar.Hit names the region ``region``; accept ``region_id`` too.
+    return str(getattr(hit, "region", None) or hit.region_id), float(hit.score)
 
 
 def _similar_answer(request: Request, *, query: dict[str, Any], query_label: str, region_id: str | None,
