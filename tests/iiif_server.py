@@ -55,9 +55,10 @@ def _wait_http(url: str, seconds: float = 15.0) -> None:
 class IIPImageServer:
     """``with IIPImageServer(tmp, {"page": Path("scan.jpg")}) as s: s.service("page")``."""
 
-    def __init__(self, workdir: Path, images: dict[str, Path]) -> None:
+    def __init__(self, workdir: Path, images: dict[str, Path], procs: int = 1) -> None:
         self.workdir = workdir
         self.images = images
+        self.procs = procs  # iipsrv FastCGI processes: 1 serves one request at a time
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -102,7 +103,7 @@ fastcgi.server = ( "/iipsrv" => ((
   "bin-path" => "{IIPSRV}",
   "bin-environment" => ("FILESYSTEM_PREFIX" => "{img}/", "LOGFILE" => "{self.workdir}/iip.log",
                         "MAX_CVT" => "5000", "JPEG_QUALITY" => "90"),
-  "check-local" => "disable", "max-procs" => 1 )))
+  "check-local" => "disable", "max-procs" => {self.procs} )))
 """)
         lighttpd = shutil.which("lighttpd") or "/usr/sbin/lighttpd"
         # -D: stay in the foreground, so the process we hold is the server and stopping it is exact.

@@ -21,6 +21,13 @@ from iiif_visual_search.fetch.run import FetchOptions, fetch_async
 
 from iiif_server import DATA, add_canvas
 
+
+async def _fetch_and_close(cat, settings, options, client):
+    """Fetch and close the client in one event loop (its connections belong to that loop)."""
+    async with client:
+        return await fetch_async(cat, settings, options, client=client)
+
+
 SCAN = DATA / "dta-printedbooklayout" / "beck_eisen01_1884_0641.png"
 
 
@@ -130,7 +137,11 @@ class FaultServer:
                 else:
                     self._send(404, b"not found", "text/html")
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # clients that hang up early (timeouts, size limits) are part of these tests
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -196,8 +207,7 @@ def test_each_fault_ends_fetched_or_quarantined_with_its_reason(tmp_path: Path, 
     mid = add_canvas(cat, "https://example.org/manifest/faults", canvases)
     fake = FakeTime()
     client = _client(settings, fake, retries=2, max_bytes=200_000)
-    report = asyncio.run(fetch_async(cat, settings, FetchOptions(progress=False), client=client))
-    asyncio.run(client.aclose())
+    report = asyncio.run(_fetch_and_close(cat, settings, FetchOptions(progress=False), client))
 
     reasons = {r["ref"]: r["reason"] for r in cat.quarantined("image")}
     by_canvas = {row["canvas_uri"].rsplit("/", 1)[1]: row for row in cat.regions(mid)}
@@ -304,8 +314,7 @@ def test_a_failing_refetch_keeps_what_was_cached(tmp_path: Path, server: FaultSe
     server.down = True
     fake = FakeTime()
     client = _client(settings, fake, retries=1)
-    report = asyncio.run(fetch_async(cat, settings, FetchOptions(progress=False, force=True), client=client))
-    asyncio.run(client.aclose())
+    report = asyncio.run(_fetch_and_close(cat, settings, FetchOptions(progress=False, force=True), client))
     assert report.failed == 1
     after = cat.query_one("SELECT * FROM region_image")
     assert dict(after) == dict(before) and Path(after["path"]).is_file()

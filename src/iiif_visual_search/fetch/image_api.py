@@ -345,7 +345,8 @@ def _plan_full(info: ImageInfo, region: Box, want: tuple[int, int]) -> Plan:
     sx, sy = choice[0] / info.width, choice[1] / info.height
     crop = clip_box(Box(round(region.x * sx), round(region.y * sy), max(1, round(region.w * sx)),
                         max(1, round(region.h * sy))), *choice)
-    return Plan(size=_shrink_to(want, crop), source_url=image_request_url(info, "full", size), source_size=choice, crop=crop)
+    return Plan(size=_shrink_to(want, crop), source_url=image_request_url(info, "full", size), source_size=choice,
+                crop=crop)
 
 
 def _plan_tiles(info: ImageInfo, region: Box, want: tuple[int, int]) -> Plan:
