@@ -274,16 +274,6 @@ class Plan:
     scale_factor: int = 1
     crop: Box | None = None
 
-    @property
-    def key(self) -> str:
-        """What identifies this request: the URL, or the source plus the crop."""
-        if self.direct:
-            return self.direct
-        c = self.crop
-        crop = f"{c.x},{c.y},{c.w},{c.h}" if c else ""
-        source = self.source_url or (self.tiles[0].url if self.tiles else "")
-        return f"{source}#crop={crop}"
-
 
 def clip_box(box: Box, width: int, height: int) -> Box:
     x0, y0 = max(0, box.x), max(0, box.y)
