@@ -22,7 +22,6 @@ from typing import Any
 # One-for-one folds the unicode61 tokenizer does not do. Each maps one character to one character.
 _FOLD = str.maketrans({"ſ": "s", "ß": "ß", "æ": "æ", "Æ": "Æ"})
 _WORD = re.compile(r"\w", re.UNICODE)
-_HL_OPEN, _HL_CLOSE = "\x02", "\x03"
 
 # Regions the layout marked that are not pictures (rules, slivers, specks: geometry.flags_for). Their
 # context text is the same page text as the real pictures' beside them, so indexing them floods results.
@@ -119,17 +118,31 @@ class TextResults:
     matches: list[TextMatch]
 
 
-def _spans(highlighted: str) -> list[Span]:
-    spans, pos, start = [], 0, None
-    for ch in highlighted:
-        if ch == _HL_OPEN:
-            start = pos
-        elif ch == _HL_CLOSE:
-            if start is not None:
-                spans.append(Span(start, pos))
-            start = None
-        else:
-            pos += 1
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def query_terms(q: str) -> list[tuple[str, bool]]:
+    """(folded token, is prefix) for every token of the query, as the tokenizer splits them."""
+    out = []
+    for raw in q.split():
+        prefix = raw.endswith("*")
+        tokens = _TOKEN.findall(fold(raw.rstrip("*")))
+        for i, token in enumerate(tokens):
+            out.append((fold_term(token), prefix and i == len(tokens) - 1))
+    return out
+
+
+def find_spans(text: str, terms: list[tuple[str, bool]]) -> list[Span]:
+    """Where the query's tokens occur in ``text`` (folded like the index folds), in text order."""
+    if not terms:
+        return []
+    exact = {t for t, p in terms if not p}
+    prefixes = tuple(t for t, p in terms if p)
+    spans = []
+    for m in _TOKEN.finditer(fold(text)):
+        token = fold_term(m.group())
+        if token in exact or (prefixes and token.startswith(prefixes)):
+            spans.append(Span(m.start(), m.end()))
     return spans
 
 
@@ -259,16 +272,17 @@ class TextIndex:
         conn = self._conn()
         try:
             total = conn.execute("SELECT COUNT(*) FROM fts WHERE fts MATCH ?", (expr,)).fetchone()[0]
+            # Spans are found in Python on the page's texts: FTS5 highlight() costs a second pass over
+            # every match (a prefix query rebuilds its whole doclist), 2-5x the ranked query at 100k regions.
             rows = conn.execute(
-                f"""SELECT d.region_id, d.manifest_id, d.text, -{BM25} AS score,
-                           highlight(fts, 0, ?, ?) AS hl
-                    FROM fts JOIN doc d ON d.rowid = fts.rowid
-                    WHERE fts MATCH ? ORDER BY {BM25} LIMIT ? OFFSET ?""",
-                (_HL_OPEN, _HL_CLOSE, expr, limit, offset),
-            ).fetchall()
+                f"""SELECT d.region_id, d.manifest_id, d.text, r.score FROM
+                      (SELECT rowid, -{BM25} AS score FROM fts WHERE fts MATCH ? ORDER BY {BM25} LIMIT ? OFFSET ?) r
+                    JOIN doc d ON d.rowid = r.rowid ORDER BY r.score DESC""",
+                (expr, limit, offset)).fetchall()
         except sqlite3.OperationalError as exc:  # e.g. a query FTS5 cannot parse despite quoting
             raise ValueError(f"cannot search for {q!r}: {exc}") from None
-        matches = [TextMatch(r[0], r[1], float(r[3]), r[2], _spans(r[4])) for r in rows]
+        terms = query_terms(q)
+        matches = [TextMatch(r[0], r[1], float(r[3]), r[2], find_spans(r[2], terms)) for r in rows]
         return TextResults(int(total), matches)
 
     def terms(self, prefix: str, *, manifest_id: str | None = None, limit: int = 20,
