@@ -6,20 +6,28 @@ const page = {
   id: 'http://svc/similar/r1?k=2',
   items: [
     {
+      // The shape web/app.py + iiif/similar.py answer with.
       body: [
-        { purpose: 'describing', type: 'TextualBody', value: 'score 0.98' },
-        { purpose: 'classifying', type: 'TextualBody', value: 'illustration' },
+        { format: 'text/plain', language: 'en', purpose: 'tagging', type: 'TextualBody', value: 'illustration' },
+        { purpose: 'describing', type: 'TextualBody', value: 'similarity 0.9800 (rank 1, model fingerprint)' },
       ],
-      id: 'http://svc/iiif/m1/annotation/rabc',
+      canonical: 'http://svc/iiif/m1/annotation/rabc',
+      id: 'http://svc/similar/r1?k=2#hit-1',
       motivation: 'highlighting',
+      rank: 1,
+      region: 'rabc',
       score: 0.98,
       target: {
-        partOf: [{ id: 'http://b/manifest', label: { en: ['A herbal'] }, type: 'Manifest' }],
-        selector: { type: 'FragmentSelector', value: 'xywh=10,20,30,40' },
-        source: { id: 'http://b/canvas/3', label: { none: ['f. 3r'] }, type: 'Canvas' },
+        selector: { conformsTo: 'http://www.w3.org/TR/media-frags/', type: 'FragmentSelector', value: 'xywh=10,20,30,40' },
+        source: {
+          id: 'http://b/canvas/3',
+          label: { none: ['f. 3r'] },
+          partOf: [{ id: 'http://b/manifest', label: { en: ['A herbal'] }, type: 'Manifest' }],
+          type: 'Canvas',
+        },
         type: 'SpecificResource',
       },
-      thumbnail: [{ id: 'http://svc/regions/rabc/image.jpg', type: 'Image' }],
+      thumbnail: [{ format: 'image/jpeg', id: 'http://svc/regions/rabc/image.jpg', type: 'Image' }],
     },
     {
       // Search-2 style target, score on the body.
@@ -41,7 +49,7 @@ describe('parseSimilarPage', () => {
       canvasId: 'http://b/canvas/3',
       canvasLabel: 'f. 3r',
       classLabel: 'illustration',
-      id: 'http://svc/iiif/m1/annotation/rabc',
+      id: 'http://svc/similar/r1?k=2#hit-1',
       label: '',
       manifestId: 'http://b/manifest',
       manifestLabel: 'A herbal',

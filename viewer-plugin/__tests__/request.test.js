@@ -6,16 +6,18 @@ describe('buildSimilarRequest', () => {
     const { url, init } = buildSimilarRequest('http://svc/ivs/', {
       canvasId: 'http://b/canvas/1', kind: 'box', manifestId: 'http://b/manifest', xywh: [1, 2, 30, 40],
     }, { classFilter: 'map', k: 5, model: 'fingerprint' });
-    expect(url).toBe('http://svc/ivs/similar');
+    expect(url).toBe('http://svc/ivs/similar?model=fingerprint&k=5&class=map');
     expect(init.method).toBe('POST');
     expect(init.headers['Content-Type']).toBe('application/json');
     expect(JSON.parse(init.body)).toEqual({
-      canvas: 'http://b/canvas/1', class: 'map', k: 5, manifest: 'http://b/manifest', model: 'fingerprint', xywh: '1,2,30,40',
+      canvas: 'http://b/canvas/1', class: 'map', k: 5, model: 'fingerprint', xywh: '1,2,30,40',
     });
   });
   it('GETs a known region by id, escaping it and leaving out empty filters', () => {
-    const { url, init } = buildSimilarRequest('http://svc', { kind: 'region', regionId: 'r/1 2' }, { k: 10, model: '' });
-    expect(url).toBe('http://svc/similar/r%2F1%202?k=10');
+    const { url, init } = buildSimilarRequest('http://svc', { kind: 'region', regionId: 'r/1 2' }, {
+      k: 10, model: '', pageSize: 5,
+    });
+    expect(url).toBe('http://svc/similar/r%2F1%202?k=10&size=5');
     expect(init.method).toBe('GET');
   });
   it('refuses to run without an endpoint', () => {

@@ -66,7 +66,7 @@ describe('thunks against a real Mirador store', () => {
   it('asks the service, opens the panel and pages with next', async () => {
     const store = makeStore({ endpoint: 'http://svc', k: 1, model: 'fingerprint' });
     const pages = {
-      'http://svc/similar/r1?model=fingerprint&k=1': {
+      'http://svc/similar/r1?model=fingerprint&k=1&size=10': {
         items: [{ id: 'a1', target: 'http://b/canvas/1#xywh=1,2,3,4' }], next: 'http://svc/p2', type: 'AnnotationPage',
       },
       'http://svc/p2': { items: [{ id: 'a2', target: 'http://b/canvas/2#xywh=5,6,7,8' }], type: 'AnnotationPage' },

@@ -35,7 +35,8 @@ const defaultConfig = {
   findSimilar: {
     classes: [], // class labels offered as a filter, e.g. ['illustration', 'map', 'music']
     endpoint: '', // base URL of the iiif-visual-search service, e.g. https://example.org/ivs
-    k: 20, // hits per page
+    k: 20, // neighbours asked for
+    pageSize: 10, // hits per page where the service pages (GET /similar/{region})
     model: '', // '' = the service's default model
     models: [], // models offered in the panel
   },

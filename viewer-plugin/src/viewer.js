@@ -1,6 +1,7 @@
 // Entry of the self-contained bundle for plain <script> pages: Mirador 4 and this plugin share one
 // React, which a separately built plugin cannot do with Mirador's UMD file (it exports no React).
-import Mirador from 'mirador';
+// `MiradorFindSimilar.Mirador` is Mirador's whole module (actions, selectors, OSDReferences, …).
+import * as Mirador from 'mirador';
 import findSimilarPlugin from './index';
 
 export { findSimilarPlugin };

@@ -73,6 +73,7 @@ function computeSettings(config, local) {
     endpoint: config.endpoint || '',
     k: local.k ?? config.k ?? 20,
     model: local.model ?? config.model ?? '',
+    pageSize: config.pageSize ?? 10,
     models: config.models || [],
   };
 }

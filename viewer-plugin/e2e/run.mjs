@@ -1,0 +1,313 @@
+// End-to-end test: a live `ivs serve` over real page scans from ../shared/data, driven in Debian's
+// Chromium through playwright-core. Exit 0 = passed or skipped (the reason is printed), 1 = failed.
+//
+//   node e2e/run.mjs            (env: IVS_BIN, CHROMIUM, E2E_KEEP=1 keeps the temp dir)
+//
+// What it does: serves the scans and generated manifests over HTTP (Mirador on an http:// page
+// cannot load file:// images), runs ivs ingest → fetch → embed --model fingerprint → index → serve,
+// then opens /viewer and checks: a box drawn over a woodcut finds that woodcut first; clicking a hit
+// in another book opens a new window on the hit's canvas with the region highlighted; picking a
+// marked region finds results too. Screenshots go to test-output/.
+import { spawn } from 'node:child_process';
+import {
+  createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync,
+} from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const pluginDir = path.resolve(here, '..');
+const repo = path.resolve(pluginDir, '..');
+const sharedData = path.resolve(repo, '..', 'shared', 'data');
+const outDir = path.join(pluginDir, 'test-output');
+const ivsBin = process.env.IVS_BIN || path.join(repo, '.venv', 'bin', 'ivs');
+const python = path.join(path.dirname(ivsBin), 'python');
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const bundle = path.join(pluginDir, 'dist', 'mirador-find-similar.viewer.js');
+
+class Skip extends Error {}
+
+function log(...args) { console.log('[e2e]', ...args); }
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+    srv.on('error', reject);
+  });
+}
+
+// Asynchronous on purpose: the static server lives in this process and must keep answering.
+function run(cmd, args, env) {
+  log('$', path.basename(cmd), args.join(' ').slice(0, 200));
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve(stdout);
+      else reject(new Error(`${path.basename(cmd)} ${args.join(' ')} failed (${code}):\n${stdout}\n${stderr}`));
+    });
+  });
+}
+
+/** A static server: /data/… = ../shared/data, /m/… = the generated manifests. */
+function staticServer(roots, port) {
+  const types = {
+    '.jpg': 'image/jpeg', '.json': 'application/json', '.png': 'image/png', '.xml': 'application/xml',
+  };
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    const [, prefix, ...rest] = decodeURIComponent(url.pathname).split('/');
+    const root = roots[prefix];
+    const file = root && path.resolve(root, rest.join('/'));
+    if (!file || !file.startsWith(root) || !existsSync(file) || !statSync(file).isFile()) {
+      res.writeHead(404); res.end('not found'); return;
+    }
+    res.writeHead(200, {
+      'Access-Control-Allow-Origin': '*', 'Content-Type': types[path.extname(file)] || 'application/octet-stream',
+    });
+    createReadStream(file).pipe(res);
+  });
+  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
+}
+
+/** Manifests for the incunabula pages (one book each: woodcuts and initials), with http:// links. */
+async function writeManifests(tmp, staticBase) {
+  const code = `
+import json, sys
+from pathlib import Path
+from iiif_visual_search.local_sample import shared_books, manifest_for
+books = [b for b in shared_books(Path(sys.argv[1])) if b.slug.startswith('incunabula-')]
+print(json.dumps([manifest_for(b, sys.argv[2]) for b in books]))`;
+  const manifests = JSON.parse(await run(python, ['-c', code, sharedData, `${staticBase}/m`]));
+  if (manifests.length < 2) throw new Skip('fewer than two incunabula books with scans in ../shared/data');
+  const sharedUri = pathToFileURL(sharedData).href;
+  const items = manifests.map((m) => {
+    const text = JSON.stringify(m).split(sharedUri).join(`${staticBase}/data`);
+    const slug = m.id.split('/m/')[1].split('/')[0];
+    mkdirSync(path.join(tmp, 'm', slug), { recursive: true });
+    writeFileSync(path.join(tmp, 'm', slug, 'manifest.json'), text);
+    return { id: m.id, label: m.label, type: 'Manifest' };
+  });
+  writeFileSync(path.join(tmp, 'm', 'collection.json'), JSON.stringify({
+    '@context': 'http://iiif.io/api/presentation/3/context.json',
+    id: `${staticBase}/m/collection.json`,
+    items,
+    label: { en: ['e2e incunabula'] },
+    type: 'Collection',
+  }));
+  return `${staticBase}/m/collection.json`;
+}
+
+async function waitForHttp(url, proc, seconds = 60) {
+  for (let i = 0; i < seconds * 4; i += 1) {
+    if (proc.exitCode !== null) throw new Error(`ivs serve exited with ${proc.exitCode}`);
+    try { const r = await fetch(url); if (r.status < 500) return; } catch (e) { /* not up yet */ }
+    await new Promise((r) => { setTimeout(r, 250); });
+  }
+  throw new Error(`${url} did not answer within ${seconds}s`);
+}
+
+const MOUNTED_SERVER = `
+import sys, uvicorn
+from iiif_visual_search.config import load_settings
+from iiif_visual_search.web.app import create_app
+from iiif_visual_search.web.viewer import viewer_routes
+data_dir, port, base = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+app = create_app(load_settings(data_dir=data_dir, base_url=base))
+app.router.routes.extend(viewer_routes(base_url=base, models=["fingerprint"], default_model="fingerprint"))
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")`;
+
+/** `ivs serve` on a free port, or (mountViewer) the same app with the /viewer routes added. */
+async function startServer(dataDir, env, mountViewer) {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const args = mountViewer
+    ? ['-c', MOUNTED_SERVER, dataDir, String(port), base]
+    : ['--data-dir', dataDir, 'serve', '--host', '127.0.0.1', '--port', String(port), '--base-url', base];
+  const proc = spawn(mountViewer ? python : ivsBin, args, {
+    env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  await waitForHttp(`${base}/collection`, proc);
+  return { base, stop: () => proc.kill('SIGTERM') };
+}
+
+async function getJson(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`GET ${url}: HTTP ${r.status}`);
+  return r.json();
+}
+
+function iou(a, b) {
+  const w = Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]);
+  const h = Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]);
+  const inter = w > 0 && h > 0 ? w * h : 0;
+  return inter / (a[2] * a[3] + b[2] * b[3] - inter);
+}
+
+function check(cond, message) {
+  if (!cond) throw new Error(`check failed: ${message}`);
+  log('ok -', message);
+}
+
+/** Canvas xywh → page pixels, through the window's OSD viewport (single view: world = canvas units). */
+async function canvasBoxOnPage(page, xywh) {
+  return page.evaluate(([x, y, w, h]) => {
+    const { OSDReferences } = window.MiradorFindSimilar.Mirador;
+    const windowId = window.miradorInstance.store.getState().workspace.windowIds[0];
+    const viewer = OSDReferences.get(windowId).current;
+    const b = viewer.viewport.getBounds(true);
+    const size = viewer.viewport.getContainerSize();
+    const r = viewer.element.getBoundingClientRect();
+    const s = size.x / b.width;
+    return {
+      h: h * s, w: w * s, x: r.left + (x - b.x) * s, y: r.top + (y - b.y) * s,
+    };
+  }, xywh);
+}
+
+async function main() {
+  if (!existsSync(sharedData)) throw new Skip(`no test data at ${sharedData}`);
+  if (!existsSync(ivsBin)) throw new Skip(`no ivs at ${ivsBin} (set IVS_BIN)`);
+  if (!existsSync(chromiumPath)) throw new Skip(`no Chromium at ${chromiumPath} (apt-get install chromium)`);
+  if (!existsSync(bundle)) await run('npm', ['run', 'build', '--prefix', pluginDir]);
+  mkdirSync(outDir, { recursive: true });
+
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'ivs-e2e-'));
+  const cleanups = [];
+  try {
+    const staticPort = await freePort();
+    const staticBase = `http://127.0.0.1:${staticPort}`;
+    const files = await staticServer({ data: sharedData, m: path.join(tmp, 'm') }, staticPort);
+    cleanups.push(() => files.close());
+    const collection = await writeManifests(tmp, staticBase);
+
+    const dataDir = path.join(tmp, 'ivs-data');
+    const env = { IVS_ALLOW_PRIVATE_URLS: '1', IVS_DATA_DIR: dataDir };
+    await run(ivsBin, ['--data-dir', dataDir, 'ingest', collection], env);
+    await run(ivsBin, ['--data-dir', dataDir, 'fetch', '-q'], env);
+    await run(ivsBin, ['--data-dir', dataDir, 'embed', '--model', 'fingerprint'], env);
+    await run(ivsBin, ['--data-dir', dataDir, 'index', '--model', 'fingerprint'], env);
+
+    let { base, stop } = await startServer(dataDir, env, false);
+    cleanups.push(() => stop());
+    const viewerResponse = await fetch(`${base}/viewer`);
+    if (viewerResponse.status === 404) {
+      // The plugin is still worth testing: mount the /viewer module on the same app for this run.
+      log('NOTE: `ivs serve` has no /viewer route yet (web/app.py must mount web.viewer.viewer_routes());'
+        + ' this run mounts it on create_app() itself');
+      stop();
+      ({ base, stop } = await startServer(dataDir, env, true));
+      cleanups.push(() => stop());
+    }
+    check((await fetch(`${base}/viewer`)).ok, '/viewer answers');
+
+    // The query: the largest non-flagged region of the first book's first canvas (a woodcut).
+    const coll = await getJson(`${base}/collection`);
+    const manifestIds = coll.items.map((m) => m.id);
+    let query = null;
+    for (const manifestId of manifestIds) {
+      const manifest = await getJson(manifestId);
+      const canvas = manifest.items[0];
+      const pageRef = (canvas.annotations || [])[0];
+      if (!pageRef) continue;
+      const annos = (await getJson(pageRef.id)).items || [];
+      for (const a of annos) {
+        const xywh = a.target.selector.value.replace('xywh=', '').split(',').map(Number);
+        if (!query || xywh[2] * xywh[3] > query.xywh[2] * query.xywh[3]) {
+          query = {
+            annotationId: a.id, canvasId: canvas.id, manifestId, xywh,
+          };
+        }
+      }
+      if (query) break;
+    }
+    check(query !== null, `a region to query (${query && query.xywh})`);
+
+    const browser = await chromium.launch({
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'], executablePath: chromiumPath,
+    });
+    cleanups.unshift(() => browser.close());
+    const page = await browser.newPage({ viewport: { height: 900, width: 1400 } });
+    page.on('pageerror', (e) => log('page error:', e.message));
+    await page.goto(`${base}/viewer?model=fingerprint&manifest=${encodeURIComponent(query.manifestId)}`);
+    await page.waitForSelector('.mirador-find-similar-button', { timeout: 60_000 });
+    await page.waitForFunction(() => {
+      const { OSDReferences } = window.MiradorFindSimilar.Mirador;
+      const ids = window.miradorInstance.store.getState().workspace.windowIds;
+      const ref = ids.length && OSDReferences.get(ids[0]);
+      return ref && ref.current && ref.current.world.getItemCount() > 0 && ref.current.world.getItemAt(0).getFullyLoaded();
+    }, null, { timeout: 60_000 });
+
+    // 1. Draw a box over the woodcut.
+    await page.click('.mirador-find-similar-button');
+    await page.waitForSelector('.mirador-find-similar-draw');
+    const box = await canvasBoxOnPage(page, query.xywh);
+    await page.mouse.move(box.x + 1, box.y + 1);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.w / 2, box.y + box.h / 2, { steps: 5 });
+    await page.mouse.move(box.x + box.w - 1, box.y + box.h - 1, { steps: 5 });
+    await page.mouse.up();
+    await page.waitForSelector('.mirador-find-similar-status[data-status="done"], .mirador-find-similar-status[data-status="error"]', { timeout: 60_000 });
+    const statusText = await page.textContent('.mirador-find-similar-status');
+    const hits = await page.$$eval('.mirador-find-similar-hit', (els) => els.map((e) => ({
+      canvas: e.dataset.canvas, manifest: e.dataset.manifest, xywh: e.dataset.xywh.split(',').map(Number),
+    })));
+    await page.screenshot({ path: path.join(outDir, 'draw-results.png') });
+    check(hits.length > 0, `drawing a box gives results (${statusText})`);
+    check(hits[0].canvas === query.canvasId && iou(hits[0].xywh, query.xywh) > 0.8,
+      `first hit is the drawn woodcut (${hits[0].canvas} ${hits[0].xywh} vs ${query.xywh})`);
+
+    // 2. A hit in another book opens a new window there, with the region highlighted.
+    const otherIndex = hits.findIndex((h) => h.manifest && h.manifest !== query.manifestId);
+    check(otherIndex >= 0, 'a hit in another book');
+    const other = hits[otherIndex];
+    await page.click(`.mirador-find-similar-hit[data-rank="${otherIndex + 1}"]`);
+    await page.waitForFunction(() => window.miradorInstance.store.getState().workspace.windowIds.length === 2);
+    const newWindow = await page.evaluate(() => {
+      const state = window.miradorInstance.store.getState();
+      const id = state.workspace.windowIds[1];
+      return state.windows[id];
+    });
+    check(newWindow.manifestId === other.manifest && newWindow.canvasId === other.canvas,
+      `new window on ${other.manifest} at ${other.canvas}`);
+    const highlight = `.mirador-find-similar-highlight[data-canvas="${other.canvas}"][data-xywh="${other.xywh.join(',')}"]`;
+    await page.waitForSelector(highlight, { timeout: 60_000 });
+    const hbox = await page.$eval(highlight, (e) => e.getBoundingClientRect().width);
+    check(hbox > 2, `the hit region is highlighted in the new window (${Math.round(hbox)} px wide)`);
+    await page.waitForTimeout(1500); // let the new window's tiles draw for the screenshot
+    await page.screenshot({ path: path.join(outDir, 'other-book-window.png') });
+
+    // 3. Pick a marked region of the first window's page.
+    await page.waitForSelector('.mirador-find-similar-region', { timeout: 30_000 });
+    const regionButton = await page.$(`.mirador-find-similar-region[data-region="${query.annotationId.split('/').pop()}"]`)
+      || await page.$('.mirador-find-similar-region');
+    await regionButton.click();
+    await page.waitForFunction(() => {
+      const el = document.querySelector('.mirador-find-similar-status');
+      return el && el.dataset.status !== 'loading';
+    }, null, { timeout: 60_000 });
+    const regionHits = await page.$$eval('.mirador-find-similar-hit', (els) => els.length);
+    await page.screenshot({ path: path.join(outDir, 'region-results.png') });
+    check(regionHits > 0, `picking a marked region gives results (${regionHits})`);
+    log('screenshots in', outDir);
+  } finally {
+    for (const f of cleanups) { try { await f(); } catch (e) { /* already gone */ } }
+    if (!process.env.E2E_KEEP) rmSync(tmp, { force: true, recursive: true });
+    else log('kept', tmp);
+  }
+}
+
+main().then(() => { log('PASSED'); }, (e) => {
+  if (e instanceof Skip) { log('SKIPPED:', e.message); process.exit(0); }
+  console.error('[e2e] FAILED:', e.stack || e.message);
+  process.exit(1);
+});
