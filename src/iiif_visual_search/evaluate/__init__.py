@@ -1,0 +1,1 @@
+"""Evaluations by command: the paper's exact-retrieval experiment and the cross-validated classification report."""
