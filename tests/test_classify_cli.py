@@ -1,0 +1,91 @@
+"""``ivs classify`` import-labels → train → apply, and ``ivs evaluate classification``, on a catalogue built
+from our labelled real crops with fingerprint vectors stored the way ``ivs embed`` stores them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from datapaths import SHARED_DATA, shared
+from iiif_visual_search.catalogue import Catalogue, RegionRow, region_id_for
+from iiif_visual_search.cli import main
+from iiif_visual_search.evaluate.local_crops import cut_crop, read_crop_list
+from iiif_visual_search.records import CanvasRecord, ManifestRecord
+
+FIXTURE = Path(__file__).parent / "fixtures" / "labels_shared_crops.csv"
+
+
+def _build(data_dir: Path) -> dict[str, str]:
+    """One manifest per book, one canvas per page file, one region per labelled block. Returns id → label."""
+    from iiif_visual_search.embed.models import get_embedder
+    from iiif_visual_search.index.vectors import VectorStore
+
+    crops = read_crop_list(FIXTURE)
+    cat = Catalogue(data_dir / "catalogue.sqlite")
+    labels: dict[str, str] = {}
+    ids, images = [], []
+    for book in sorted({c.book for c in crops}):
+        mine = [c for c in crops if c.book == book]
+        pages = sorted({c.image for c in mine})
+        canvases = [CanvasRecord(id=f"https://ex.org/{book}/canvas/{i}", position=i, width=1000, height=1000)
+                    for i, _ in enumerate(pages)]
+        mid, _ = cat.upsert_manifest(ManifestRecord(id=f"https://ex.org/{book}", url=book, version=3, label=book,
+                                                    canvases=canvases), content_hash=book)
+        for canvas, page in zip(canvases, pages, strict=True):
+            cid = cat.query_one("SELECT id FROM canvas WHERE uri=?", (canvas.id,))["id"]
+            rows = []
+            for i, c in enumerate(x for x in mine if x.image == page):
+                rid = region_id_for(mid, canvas.id, c.block_id, i, i, 10, 10)
+                rows.append(RegionRow(rid, cid, mid, i, i, 10, 10, source_block_id=c.block_id))
+                labels[rid] = c.label
+                ids.append(rid)
+                images.append(cut_crop(SHARED_DATA, c, longest=256))
+            cat.replace_canvas_regions(cid, rows, layout_hash="x")
+    emb = get_embedder("fingerprint")
+    VectorStore(data_dir, "fingerprint", cat, descriptor=emb.descriptor).add(ids, emb.embed_images(images))
+    cat.close()
+    return labels
+
+
+def test_import_train_apply_evaluate(tmp_path: Path) -> None:
+    shared("gallicorpora-incunabula")
+    data = tmp_path / "data"
+    truth = _build(data)
+    labels_csv = tmp_path / "labels.csv"
+    labels_csv.write_text("region_id,label\n" + "".join(f"{r},{lab}\n" for r, lab in truth.items()) + "rX,Map\n")
+    run = CliRunner().invoke
+    base = ["--data-dir", str(data)]
+
+    res = run(main, [*base, "classify", "import-labels", str(labels_csv), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["stored"] == len(truth) and out["unmatched"]["unknown_region"] == 1
+
+    res = run(main, [*base, "classify", "train", "--model", "fingerprint", "--outer", "3", "--inner", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output[res.output.index("{"):])
+    assert report["n"] == len(truth) and report["outer_folds"] == 3 and report["inner_folds"] == 2
+    assert report["model"]["embedding_model"] == "fingerprint"
+    assert Path(report["files"]["confusion_png"]).exists()
+    desc = json.loads((data / "classifier" / "model" / "model.json").read_text())
+    assert desc["n"] == len(truth) and desc["embedding_descriptors"]["fingerprint"]["architecture"] == "fingerprint"
+
+    res = run(main, [*base, "classify", "apply", "--json"])
+    assert res.exit_code == 0, res.output
+    applied = json.loads(res.output[res.output.index("{"):])
+    assert applied["labelled"] == len(truth) and applied["model_version"] == report["model"]["version"]
+    with Catalogue(data / "catalogue.sqlite") as cat:
+        rows = cat.query("SELECT region_id, label, model_version, probability FROM label WHERE source='model'")
+        manual = cat.query("SELECT COUNT(*) AS n FROM label WHERE source='manual'")[0]["n"]
+    assert len(rows) == len(truth) and manual == len(truth)
+    assert all(r["model_version"] == applied["model_version"] and 0 < r["probability"] <= 1 for r in rows)
+    agree = sum(r["label"] == truth[r["region_id"]] for r in rows) / len(rows)
+    assert agree > 0.6  # applied to its own training data
+
+    res = run(main, [*base, "evaluate", "classification", "--model", "fingerprint", "--outer", "3", "--inner", "2",
+                     "--out", str(tmp_path / "ev")])
+    assert res.exit_code == 0, res.output
+    assert "micro-F1" in res.output and (tmp_path / "ev" / "report.json").exists()
+    assert not (tmp_path / "ev" / "model").exists()
