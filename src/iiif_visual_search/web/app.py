@@ -39,6 +39,7 @@ from .errors import ApiError, api_error, error_response, http_error, server_erro
 from .images import crop_canvas_box, decode_image, fetch_bytes, parse_xywh
 from .openapi import openapi
 from .options import ServeOptions
+from .pages import page_routes
 from .store import Store
 
 DEFAULT_MODEL = "siglip"
@@ -566,7 +567,7 @@ def create_app(settings: Settings, options: ServeOptions | None = None, *,
     if not settings.catalogue_path.exists():
         raise FileNotFoundError(f"no catalogue at {settings.catalogue_path}: run 'ivs ingest' first")
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *page_routes()],  # page_routes: the search page at / (issue 8)
         middleware=[
             Middleware(AlwaysCors),
             Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"],
