@@ -51,16 +51,21 @@ def page_scale(page: LayoutPage, canvas_w: int, canvas_h: int, dpi: float | None
 
 
 def to_canvas(region: LayoutRegion, sx: float, sy: float, canvas_w: int, canvas_h: int) -> CanvasBox | None:
-    """Integer canvas box, clipped to the canvas; None when nothing of it lies on the canvas."""
+    """Integer canvas box, clipped to the canvas; None when nothing of it lies on the canvas.
+
+    Position and size are each rounded (not the two corners): a box of the same size in the layout keeps
+    one size on the canvas wherever it sits, which is what a crop-size comparison expects.
+    """
     x0 = max(0.0, region.x * sx)
     y0 = max(0.0, region.y * sy)
     x1 = min(float(canvas_w), (region.x + region.w) * sx)
     y1 = min(float(canvas_h), (region.y + region.h) * sy)
-    ix0, iy0 = int(round(x0)), int(round(y0))
-    ix1, iy1 = int(round(x1)), int(round(y1))
-    if ix1 - ix0 < 1 or iy1 - iy0 < 1:
+    ix, iy = int(round(x0)), int(round(y0))
+    iw = min(int(round(x1 - x0)), canvas_w - ix)
+    ih = min(int(round(y1 - y0)), canvas_h - iy)
+    if iw < 1 or ih < 1:
         return None
-    return CanvasBox(ix0, iy0, ix1 - ix0, iy1 - iy0)
+    return CanvasBox(ix, iy, iw, ih)
 
 
 def flags_for(box: CanvasBox, canvas_w: int, canvas_h: int) -> tuple[str, ...]:
