@@ -353,3 +353,16 @@ def test_documents_over_the_size_limit_are_refused(tmp_path: Path, monkeypatch: 
     with Catalogue(tmp_path / "d" / "catalogue.sqlite") as catalogue:
         (row,) = catalogue.quarantined("manifest")
     assert "over the limit of 100000" in row["reason"]
+
+
+def test_label_changes_are_logged_for_harvesters(sample: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    run_ingest(data, str(sample))
+    with Catalogue(data / "catalogue.sqlite") as catalogue:
+        rid = catalogue.query_one("SELECT id FROM region LIMIT 1")["id"]
+        seq = catalogue.query_one("SELECT MAX(seq) FROM change")[0]
+        catalogue.set_labels([(rid, "Map", 0.9)], "model", "v1")
+        catalogue.set_labels([(rid, "Map", 0.95)], "model", "v2")  # same label: nothing new to harvest
+        catalogue.set_labels([(rid, "Blank page", 0.6)], "model", "v3")
+        logged = catalogue.query("SELECT kind, object_id FROM change WHERE seq > ?", (seq,))
+    assert [(r["kind"], r["object_id"]) for r in logged] == [("update", rid), ("update", rid)]

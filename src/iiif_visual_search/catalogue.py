@@ -468,6 +468,33 @@ class Catalogue:
             (region_id,),
         )
 
+    # --- labels --------------------------------------------------------------------------------
+
+    def set_labels(self, rows: Iterable[tuple[str, str, float | None]], source: str,
+                   model_version: str = "") -> int:
+        """Upsert (region id, label, probability) rows for one source (manual | model).
+
+        A region whose label changes is logged as an update: its annotation now says something else, and
+        harvesters following Change Discovery must fetch it again.
+        """
+        if source not in ("manual", "model"):
+            raise ValueError(f"label source must be 'manual' or 'model', not {source!r}")
+        n = 0
+        with self.transaction() as conn:
+            for region_id, label, probability in rows:
+                old = conn.execute("SELECT label FROM label WHERE region_id=? AND source=?",
+                                   (region_id, source)).fetchone()
+                conn.execute(
+                    "INSERT INTO label(region_id, label, source, model_version, probability) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT(region_id, source) DO UPDATE SET label=excluded.label, "
+                    "model_version=excluded.model_version, probability=excluded.probability",
+                    (region_id, label, source, model_version, probability),
+                )
+                if old is None or old["label"] != label:
+                    self._log_change(conn, "update", "region", region_id)
+                n += 1
+        return n
+
     # --- status --------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:

@@ -352,19 +352,7 @@ def match_items(catalogue: Catalogue, items: Iterable[LabelItem], tolerance_px: 
 def store_labels(catalogue: Catalogue, rows: Iterable[tuple[str, str, float | None]], source: str,
                  model_version: str = "") -> int:
     """Upsert (region id, label, probability) rows into the label table; one row per region and source."""
-    if source not in ("manual", "model"):
-        raise ValueError(f"label source must be 'manual' or 'model', not {source!r}")
-    n = 0
-    with catalogue.transaction() as conn:
-        for region_id, label, probability in rows:
-            conn.execute(
-                "INSERT INTO label(region_id, label, source, model_version, probability) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT(region_id, source) DO UPDATE SET label=excluded.label, "
-                "model_version=excluded.model_version, probability=excluded.probability",
-                (region_id, label, source, model_version, probability),
-            )
-            n += 1
-    return n
+    return catalogue.set_labels(rows, source, model_version)
 
 
 def manual_labels(catalogue: Catalogue) -> dict[str, str]:
