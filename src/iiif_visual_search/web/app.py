@@ -560,6 +560,16 @@ ROUTES = [
 ]
 
 
+def _viewer(settings: Settings) -> list[Any]:
+    """``/viewer``: Mirador with the find-similar plugin, offering the models indexed at start-up."""
+    from ..index.vectors import list_models
+    from .viewer import viewer_routes
+
+    models = [d.name for d in list_models(settings.data_dir)]
+    default = "siglip" if "siglip" in models else (models[0] if models else "")
+    return viewer_routes(base_url=settings.base_url, models=models, default_model=default)
+
+
 def create_app(settings: Settings, options: ServeOptions | None = None, *,
                similar_backend: Callable[..., list[Any]] | None = None) -> Starlette:
     """The service over ``settings.data_dir``. ``similar_backend`` replaces ``similar.find_similar`` (tests)."""
@@ -567,7 +577,7 @@ def create_app(settings: Settings, options: ServeOptions | None = None, *,
     if not settings.catalogue_path.exists():
         raise FileNotFoundError(f"no catalogue at {settings.catalogue_path}: run 'ivs ingest' first")
     app = Starlette(
-        routes=[*ROUTES, *page_routes()],  # page_routes: the search page at / (issue 8)
+        routes=[*ROUTES, *page_routes(), *_viewer(settings)],  # page_routes: the search page at / (issue 8)
         middleware=[
             Middleware(AlwaysCors),
             Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"],
