@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from .embed.models import DEFAULT_MODEL, embedder_for, l2_normalise
-from .index.vectors import VectorStore
+from .index.vectors import VectorStore, search_store
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,8 @@ def find_similar(catalogue, settings, *, model: str = DEFAULT_MODEL,  # noqa: AN
     (nor does ``exclude_region``). ``manifest`` (id or URI) and the class filters are applied to the hits;
     the search widens until ``k`` hits pass them or the index is exhausted.
     """
-    store = VectorStore(settings.data_dir, model, catalogue)
+    # Cached per process, reloaded when the index files change: no FAISS read per query.
+    store = search_store(settings.data_dir, model, catalogue)
     q = query_vector(catalogue, store, region_id=region_id, image=image, vector=vector, text=text, device=device)
     skip = {r for r in (exclude_region, region_id) if r}
     want_classes, drop_classes = set(classes or ()), set(exclude_classes or ())

@@ -406,3 +406,60 @@ class VectorStore:
         hits = self.index.search(queries, k)
         regions = self.regions_for(sorted({h.row for hs in hits for h in hs}))
         return [[(regions[h.row], h.score) for h in hs if h.row in regions] for hs in hits]
+
+
+# --- a process-wide cache for the service --------------------------------------------------------------------
+
+_Signature = tuple[tuple[int, int, int] | None, ...]
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _signature(data_dir: Path, model: str, key_dir: Path | None) -> _Signature:
+    # The index and its metadata are replaced by rename (atomic_write_bytes), so a new inode, mtime or size
+    # means another process wrote a new version; the name lookup stats catch a stored key appearing later.
+    named = vectors_dir(data_dir, model) / "descriptor.json"
+    files = [named] + ([key_dir / "descriptor.json", key_dir / "index.faiss", key_dir / "index.json"]
+                       if key_dir is not None else [])
+    return tuple(_stat(p) for p in files)
+
+
+_STORES: dict[tuple[str, str], tuple[_Signature, VectorStore]] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def search_store(data_dir: Path | str, model: str, catalogue: object | None = None) -> VectorStore:
+    """A read-only VectorStore for queries, its FAISS index loaded once per process.
+
+    Kept per (data_dir, model) and reloaded when ``ivs index`` (any process) replaced the index files, so
+    the service never reads a half-written index and never reloads an unchanged one. The store returned is
+    a shallow copy bound to ``catalogue``: it shares the cached index, so never add to or rebuild it.
+    """
+    import copy
+
+    root = Path(data_dir).resolve()
+    cache_key = (str(root), model)
+    with _STORES_LOCK:
+        cached = _STORES.get(cache_key)
+    if cached is not None and _signature(root, model, cached[1].dir) == cached[0]:
+        store = cached[1]
+    else:
+        store = VectorStore(root, model)
+        sig = _signature(root, model, store.dir)
+        _ = store.index  # load now, outside the lock: readers of the old store go on meanwhile
+        with _STORES_LOCK:
+            _STORES[cache_key] = (sig, store)
+    bound = copy.copy(store)
+    bound.catalogue = catalogue
+    return bound
+
+
+def clear_search_cache() -> None:
+    with _STORES_LOCK:
+        _STORES.clear()
