@@ -1,0 +1,263 @@
+"""The search page in a real Chromium (Python Playwright) against a live ``ivs serve`` on loopback.
+
+Data: Gallicorpora incunabula scans from ../shared/data through the real pipeline (sample_catalogue.build),
+with two indexed models (the fingerprint and a tiny random-weight CLIP) and a few manual labels.
+Accessibility: axe-core (npm, ``tests/browser/node_modules``, installed by scripts/test.sh) injected into
+each page; no serious or critical violation is allowed. Screenshots go to ``test-output/search-page/``.
+Never runs ``playwright install``: it drives the system's /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+from PIL import Image
+
+from datapaths import SHARED_DATA
+from sample_catalogue import IVS, REPO, SampleCatalogue, build
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path(os.environ.get("IVS_CHROMIUM", "/usr/bin/chromium"))
+AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
+SHOTS = REPO / "test-output" / "search-page"
+TIMEOUT_MS = 20_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleCatalogue:
+    if not CHROMIUM.exists():
+        pytest.skip(f"needs Chromium at {CHROMIUM} (apt-get install chromium; or set IVS_CHROMIUM)")
+    pytest.importorskip("playwright.sync_api", reason="needs the playwright package (pip install '.[test]')")
+    if not (SHARED_DATA / "gallicorpora-incunabula").is_dir():
+        pytest.skip(f"needs the shared test data at {SHARED_DATA}/gallicorpora-incunabula")
+    return build(SHARED_DATA, tmp_path_factory.mktemp("browser"), tiny_clip=True)
+
+
+@pytest.fixture(scope="module")
+def server(sample: SampleCatalogue) -> Iterator[str]:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = (sample.data_dir.parent / "serve.log").open("w")
+    proc = subprocess.Popen([*IVS, "--data-dir", str(sample.data_dir), "serve", "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("ivs serve did not start: " + (sample.data_dir.parent / "serve.log").read_text())
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(sample: SampleCatalogue) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                      args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server: str) -> Iterator[object]:  # noqa: ANN001
+    context = browser.new_context(base_url=server, viewport={"width": 1280, "height": 900}, locale="en-GB")
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    yield pg
+    context.close()
+
+
+def shot(pg, name: str) -> None:  # noqa: ANN001
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def result_ids(pg) -> list[str]:  # noqa: ANN001
+    return pg.eval_on_selector_all("#results ol.grid article.card",
+                                   "els => els.map(e => e.getAttribute('aria-labelledby').slice(5))")
+
+
+def axe_check(pg, name: str) -> None:  # noqa: ANN001
+    if not AXE.exists():
+        pytest.skip(f"needs axe-core at {AXE} (cd tests/browser && npm ci; scripts/test.sh does it)")
+    pg.add_script_tag(path=str(AXE))
+    result = pg.evaluate("""async () => {
+        const r = await axe.run(document, {resultTypes: ['violations']});
+        return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                                       nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
+    }""")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    (SHOTS / f"axe-{name}.json").write_text(json.dumps(result, indent=1))
+    bad = [v for v in result if v["impact"] in ("serious", "critical")]
+    assert not bad, f"axe on {name}: {bad}"
+
+
+def test_text_search_with_htmx_and_language_switch(page) -> None:  # noqa: ANN001
+    page.goto("/")
+    page.evaluate("window.__notReloaded = true")
+    page.fill("#q", "martin")
+    page.press("#q", "Enter")
+    page.wait_for_selector("#results ol.grid article.card")
+    assert page.evaluate("window.__notReloaded === true"), "HTMX swapped the results without a reload"
+    assert parse_qs(urlparse(page.url).query)["q"] == ["martin"], "the URL is the permalink of the search"
+    assert page.locator("#results mark").first.inner_text().lower() == "martin"
+    shot(page, "text-search")
+    axe_check(page, "text-search")
+    page.click("a[hreflang=nb]")
+    page.wait_for_selector("html[lang=nb]")
+    assert "Treff 1–" in page.locator("#results .count").inner_text()
+    assert page.locator("#q").input_value() == "martin"
+    shot(page, "text-search-nb")
+    axe_check(page, "text-search-nb")
+
+
+def test_drag_and_drop_upload_of_a_woodcut_crop_finds_its_page(page, sample: SampleCatalogue) -> None:  # noqa: ANN001
+    x, y, w, h = sample.woodcut_box
+    with Image.open(sample.woodcut_scan) as scan:
+        crop = scan.convert("RGB").crop((x + w // 10, y + h // 10, x + w - w // 10, y + h - h // 10))
+    buf = io.BytesIO()
+    crop.save(buf, "JPEG", quality=90)
+    page.goto("/?match=duplicate")
+    # a real drop event with a File, as a file manager would send it
+    page.evaluate("""(b64) => {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'woodcut.jpg', {type: 'image/jpeg'}));
+        const zone = document.getElementById('drop-zone');
+        zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
+        zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""", base64.b64encode(buf.getvalue()).decode())
+    page.wait_for_url(re.compile(r"[?&]upload=[0-9a-f]{32}"))
+    page.wait_for_selector("#results ol.grid article.card")
+    assert result_ids(page)[0] == sample.woodcut_region
+    assert page.locator(".query-picture img").evaluate("img => img.naturalWidth > 0")
+    shot(page, "upload-woodcut")
+
+
+def test_similar_click_swaps_in_the_neighbours(page, sample: SampleCatalogue) -> None:  # noqa: ANN001
+    page.goto("/?q=filz")
+    page.wait_for_selector("#results ol.grid article.card")
+    page.evaluate("window.__notReloaded = true")
+    first = result_ids(page)[0]
+    page.locator(f"article[aria-labelledby='card-{first}'] a.similar").click()
+    page.wait_for_url(re.compile(rf"similar={first}"))
+    page.wait_for_selector(f".query-picture article[aria-labelledby='card-{first}']")
+    assert page.evaluate("window.__notReloaded === true")
+    assert first not in result_ids(page) and result_ids(page)
+    assert page.locator("#q").input_value() == "", "the text box follows the query shown"
+    # lazy thumbnails that the browser loads are real images
+    loaded = page.eval_on_selector_all("#results img[loading=lazy]", "els => els.map(e => e.complete && "
+                                       "e.naturalWidth > 0)")
+    assert loaded and loaded[0]
+    shot(page, "similar")
+    axe_check(page, "similar")
+    # back to the text results through history (permalinks all the way)
+    page.go_back()
+    page.wait_for_url(re.compile(r"q=filz"))
+    page.wait_for_selector("#results ol.grid article.card")
+
+
+def test_model_switch(page, sample: SampleCatalogue) -> None:  # noqa: ANN001
+    page.goto(f"/?similar={sample.woodcut_region}")
+    page.wait_for_selector("#results .model-used")
+    options = page.eval_on_selector_all("#model option", "els => els.map(e => e.value)")
+    assert sorted(options) == sorted(["fingerprint", sample.clip_key]), "only the indexed models are offered"
+    assert sample.clip_key in page.locator("#results .model-used").inner_text()
+    before = result_ids(page)
+    page.select_option("#model", "fingerprint")
+    page.wait_for_url(re.compile(r"model=fingerprint"))
+    page.wait_for_function("document.querySelector('#results .model-used').textContent.includes('fingerprint')")
+    after = result_ids(page)
+    assert after and after != before
+    shot(page, "model-fingerprint")
+    # meaning search with the CLIP model (text tower), then with the fingerprint, which cannot read text
+    page.goto(f"/?q=woodcut&by=meaning&model={sample.clip_key}")
+    page.wait_for_selector("#results ol.grid article.card")
+    page.select_option("#model", "fingerprint")
+    page.wait_for_selector("#results .error")
+    assert "cannot read text" in page.locator("#results .error").inner_text()
+
+
+def test_class_filter(page, sample: SampleCatalogue) -> None:  # noqa: ANN001
+    map_region = next(r for r, label in sample.labels.items() if label == "Map")
+    blank = next(r for r, label in sample.labels.items() if label == "Blank page")
+    page.goto(f"/?similar={sample.woodcut_region}&match=duplicate")
+    page.wait_for_selector("#results ol.grid article.card")
+    ids = result_ids(page)
+    assert map_region in ids and blank not in ids
+    assert not page.is_checked("input[name=class][value='Blank page']")
+    page.uncheck("input[name=class][value='Map']")
+    page.wait_for_url(re.compile(r"cf=1"))
+    page.wait_for_function(f"!document.querySelector(\"article[aria-labelledby='card-{map_region}']\")")
+    page.check("input[name=class][value='Blank page']")
+    page.wait_for_selector(f"article[aria-labelledby='card-{blank}']")
+    assert map_region not in result_ids(page)
+    shot(page, "class-filter")
+    axe_check(page, "class-filter")
+
+
+def test_region_detail_page(page, sample: SampleCatalogue) -> None:  # noqa: ANN001
+    page.goto(f"/region/{sample.woodcut_region}?lang=nb")
+    box = page.locator(".region-box").bounding_box()
+    img = page.locator(".page-box img").bounding_box()
+    page.wait_for_function("document.querySelector('.page-box img').naturalWidth > 0")
+    x, y, w, h = sample.woodcut_box
+    with Image.open(sample.woodcut_scan) as scan:
+        width = scan.width
+    assert box["width"] == pytest.approx(img["width"] * w / width, abs=3)
+    assert page.locator("a.viewer").get_attribute("href").startswith("/viewer?")
+    shot(page, "region-detail-nb")
+    axe_check(page, "region-detail-nb")
+
+
+def test_search_page_without_javascript(browser, server: str) -> None:  # noqa: ANN001
+    context = browser.new_context(base_url=server, java_script_enabled=False)
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    try:
+        pg.goto("/")
+        pg.fill("#q", "aymon")
+        pg.click("#search button[type=submit]")
+        pg.wait_for_url(re.compile(r"q=aymon"))
+        assert result_ids(pg)
+        # a sidebar filter applies through the visible Apply button
+        pg.select_option("#model", "fingerprint")
+        pg.click("aside button.apply")
+        pg.wait_for_url(re.compile(r"model=fingerprint"))
+        assert result_ids(pg)
+        shot(pg, "no-javascript")
+    finally:
+        context.close()
