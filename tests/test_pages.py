@@ -78,6 +78,10 @@ def test_htmx_request_gets_the_results_partial_with_out_of_band_fields(client: T
     assert 'id="query-state" hx-swap-oob="true"' in r.text
     assert re.search(r'<input id="q"[^>]*value="martin"[^>]*hx-swap-oob="true"', r.text)
     assert cards(r.text) == cards(client.get("/?q=martin").text)
+    # the language switch is swapped too, so it switches the search now shown (it once kept the old one)
+    switch = re.search(r'<nav id="lang-switch"[^>]*hx-swap-oob="true".*?href="([^"]+)" hreflang="nb"', r.text, re.S)
+    assert switch and parse_qs(urlparse(unescape(switch.group(1))).query) == {"q": ["martin"], "lang": ["nb"]}
+    assert 'id="upload-state" hx-swap-oob="true"' in r.text
     # a history restore asks for the whole page
     full = client.get("/?q=martin", headers={"HX-Request": "true", "HX-Target": "results",
                                              "HX-History-Restore-Request": "true"})
@@ -243,10 +247,10 @@ def test_region_detail_draws_the_box_on_the_page(client: TestClient, sample: Sam
 def test_book_metadata_gives_author_year_and_homepage() -> None:
     row = {"id": "m1", "uri": "u", "url": "u", "label": "Kart over kysten", "homepage": "https://www.nb.no/items/x",
            "metadata": '[{"label": "Forfatter", "value": "<b>Munch, P. A.</b>"}, '
-                       '{"label": "Utgivelsesår", "value": "ca. 1845"}]', "raw": None}
+                       '{"label": "Utgivelsesår", "value": "ca. 1845"}]', "nav_date": None}
     book = book_from_row(row)
     assert (book.author, book.year, book.homepage) == ("Munch, P. A.", 1845, "https://www.nb.no/items/x")
-    v3 = book_from_row({**row, "metadata": "[]", "raw": '{"navDate": "1790-01-01T00:00:00Z"}'})
+    v3 = book_from_row({**row, "metadata": "[]", "nav_date": "1790-01-01T00:00:00Z"})
     assert v3.year == 1790 and v3.author == ""
 
 

@@ -144,8 +144,9 @@ def book_from_row(row: Any) -> Book:
         if year is None and _YEAR_LABEL.search(label):
             m = _YEAR.search(value)
             year = int(m.group(1)) if m else None
-    if year is None and row["raw"]:
-        m = re.search(r'"navDate"\s*:\s*"(\d{4})', row["raw"][:200_000])
+    nav_date = row["nav_date"] if "nav_date" in row.keys() else ""
+    if year is None and isinstance(nav_date, str):
+        m = re.match(r"\s*(\d{4})", nav_date)
         year = int(m.group(1)) if m else None
     return Book(id=row["id"], uri=row["uri"], label=row["label"] or row["uri"], author=author[:200], year=year,
                 homepage=row["homepage"] or "", urls=(row["uri"], row["url"]))
@@ -181,7 +182,10 @@ class PageData:
     def _load(self) -> Facets:
         cat = self.st.catalogue
         books = {r["id"]: book_from_row(r) for r in cat.query(
-            "SELECT id, uri, url, label, metadata, homepage, raw FROM manifest WHERE status='ok' ORDER BY label")}
+            "SELECT id, uri, url, label, metadata, homepage, "
+            # navDate without reading whole manifests into Python (raw may be megabytes each)
+            "CASE WHEN json_valid(raw) THEN json_extract(raw, '$.navDate') END AS nav_date "
+            "FROM manifest WHERE status='ok' ORDER BY label")}
         by_url = {u: b.id for b in books.values() for u in b.urls}
         collections = []
         for c in cat.query("SELECT uri, label FROM collection ORDER BY label"):
