@@ -116,26 +116,12 @@ async function waitForHttp(url, proc, seconds = 60) {
   throw new Error(`${url} did not answer within ${seconds}s`);
 }
 
-const MOUNTED_SERVER = `
-import sys, uvicorn
-from iiif_visual_search.config import load_settings
-from iiif_visual_search.web.app import create_app
-from iiif_visual_search.web.viewer import viewer_routes
-data_dir, port, base = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-app = create_app(load_settings(data_dir=data_dir, base_url=base))
-app.router.routes.extend(viewer_routes(base_url=base, models=["fingerprint"], default_model="fingerprint"))
-uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")`;
-
-/** `ivs serve` on a free port, or (mountViewer) the same app with the /viewer routes added. */
-async function startServer(dataDir, env, mountViewer) {
+/** `ivs serve` on a free port. */
+async function startServer(dataDir, env) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const args = mountViewer
-    ? ['-c', MOUNTED_SERVER, dataDir, String(port), base]
-    : ['--data-dir', dataDir, 'serve', '--host', '127.0.0.1', '--port', String(port), '--base-url', base];
-  const proc = spawn(mountViewer ? python : ivsBin, args, {
-    env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  const args = ['--data-dir', dataDir, 'serve', '--host', '127.0.0.1', '--port', String(port), '--base-url', base];
+  const proc = spawn(ivsBin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
   await waitForHttp(`${base}/collection`, proc);
   return { base, stop: () => proc.kill('SIGTERM') };
 }
@@ -197,17 +183,8 @@ async function main() {
     await run(ivsBin, ['--data-dir', dataDir, 'embed', '--model', 'fingerprint'], env);
     await run(ivsBin, ['--data-dir', dataDir, 'index', '--model', 'fingerprint'], env);
 
-    let { base, stop } = await startServer(dataDir, env, false);
+    const { base, stop } = await startServer(dataDir, env);
     cleanups.push(() => stop());
-    const viewerResponse = await fetch(`${base}/viewer`);
-    if (viewerResponse.status === 404) {
-      // The plugin is still worth testing: mount the /viewer module on the same app for this run.
-      log('NOTE: `ivs serve` has no /viewer route yet (web/app.py must mount web.viewer.viewer_routes());'
-        + ' this run mounts it on create_app() itself');
-      stop();
-      ({ base, stop } = await startServer(dataDir, env, true));
-      cleanups.push(() => stop());
-    }
     check((await fetch(`${base}/viewer`)).ok, '/viewer answers');
 
     // The query: the largest non-flagged region of the first book's first canvas (a woodcut).
@@ -298,6 +275,24 @@ async function main() {
     const regionHits = await page.$$eval('.mirador-find-similar-hit', (els) => els.length);
     await page.screenshot({ path: path.join(outDir, 'region-results.png') });
     check(regionHits > 0, `picking a marked region gives results (${regionHits})`);
+
+    // 4. A link to a region (as the search page makes) opens the viewer at that canvas, zoomed onto it.
+    const link = `${base}/viewer?manifest=${encodeURIComponent(other.manifest)}`
+      + `&canvas=${encodeURIComponent(other.canvas)}&xywh=${other.xywh.join(',')}`;
+    await page.goto(link);
+    const linked = `.mirador-find-similar-highlight[data-canvas="${other.canvas}"][data-xywh="${other.xywh.join(',')}"]`;
+    await page.waitForSelector(linked, { timeout: 60_000 });
+    const opened = await page.evaluate(() => {
+      const state = window.miradorInstance.store.getState();
+      const id = state.workspace.windowIds[0];
+      return { canvasId: state.windows[id].canvasId, viewer: state.viewers[id] };
+    });
+    check(opened.canvasId === other.canvas, `a region link opens its canvas (${opened.canvasId})`);
+    const centre = [other.xywh[0] + other.xywh[2] / 2, other.xywh[1] + other.xywh[3] / 2];
+    check(opened.viewer && Math.abs(opened.viewer.x - centre[0]) < other.xywh[2]
+      && Math.abs(opened.viewer.y - centre[1]) < other.xywh[3], 'and centres the view on the region');
+    await page.waitForTimeout(1000);
+    await page.screenshot({ path: path.join(outDir, 'region-link.png') });
     log('screenshots in', outDir);
   } finally {
     for (const f of cleanups) { try { await f(); } catch (e) { /* already gone */ } }

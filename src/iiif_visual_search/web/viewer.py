@@ -5,6 +5,7 @@ The page loads one script, ``mirador-find-similar.viewer.js``: Mirador and the p
 its React private, and a plugin rendered with a second React breaks on its first hook.
 
 Query parameters of the page: ``manifest`` (open this manifest instead of the collection's first),
+``canvas`` (open at this canvas) and ``xywh`` (highlight and zoom to this canvas region, ``x,y,w,h``),
 ``model``, ``k`` and ``class`` (the plugin's initial filters), ``lang`` (``en`` or ``nb-NO``).
 """
 
@@ -65,12 +66,25 @@ _PAGE = """<!DOCTYPE html>
     console.error('could not read the collection', e);
   }}
   const first = params.get('manifest') || manifests[0];
+  const start = first ? {{ manifestId: first }} : null;
+  const canvasId = params.get('canvas');
+  const box = (params.get('xywh') || '').split(',').map(Number);
+  if (start && canvasId) {{
+    start.canvasId = canvasId;
+    if (box.length === 4 && box.every((n) => Number.isFinite(n) && n >= 0) && box[2] > 0 && box[3] > 0) {{
+      const xywh = box.map(Math.round);
+      start.findSimilarHighlight = {{ canvasId, id: 'link', xywh }};
+      // Open on the region with some page around it, as a reader expects from a link to a picture.
+      start.initialViewerConfig = {{ x: xywh[0] + xywh[2] / 2, y: xywh[1] + xywh[3] / 2,
+        zoom: 1 / (2.2 * Math.max(xywh[2], xywh[3])) }};
+    }}
+  }}
   window.miradorInstance = MiradorFindSimilar.viewer({{
     id: 'viewer',
     language: params.get('lang') || settings.language,
     annotations: {{ filteredMotivations: settings.filteredMotivations, htmlSanitizationRuleSet: 'iiif' }},
     catalog: manifests.map((manifestId) => ({{ manifestId }})),
-    windows: first ? [{{ manifestId: first }}] : [],
+    windows: start ? [start] : [],
     window: {{ sideBarOpen: false }},
     workspace: {{ type: 'mosaic' }},
     findSimilar: {{
