@@ -294,12 +294,7 @@ def read_alto(root: etree._Element) -> LayoutPage:
             stack.append(iter(el))  # PrintSpace, margins, and whatever else may hold blocks
 
     if regions:
-        text = PageText(blocks, block_text, height)
-        for region, place in zip(regions, places, strict=True):
-            found = text.context(place)
-            region.context_before = found.before
-            region.context_after = found.after
-            region.caption = found.caption
+        PageText(blocks, block_text, height).fill(regions, places)
 
     return LayoutPage(
         format="alto",

@@ -11,6 +11,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..records import LayoutRegion
+
 # The paper used the region's textual surroundings for TF-IDF search; a few sentences each side is
 # enough for that and keeps the catalogue rows small.
 CONTEXT_CHARS = 300
@@ -191,3 +193,11 @@ class PageText:
             # says nothing about where the region is read.
             position = self.geometric_position(place)
         return RegionContext(self.before(position), self.after(position), caption)
+
+    def fill(self, regions: list[LayoutRegion], places: list[RegionPlace]) -> None:
+        """Set each region's context and caption from its place on this page."""
+        for region, place in zip(regions, places, strict=True):
+            found = self.context(place)
+            region.context_before = found.before
+            region.context_after = found.after
+            region.caption = found.caption

@@ -181,12 +181,7 @@ def read_page(root: etree._Element) -> LayoutPage:
             place.own_text = f"{place.own_text} {text}" if place.own_text else text
 
     if regions:
-        text = PageText(blocks, region_text, height)
-        for region, place in zip(regions, places, strict=True):
-            found = text.context(place)
-            region.context_before = found.before
-            region.context_after = found.after
-            region.caption = found.caption
+        PageText(blocks, region_text, height).fill(regions, places)
 
     return LayoutPage(
         format="page",
