@@ -38,12 +38,15 @@ class ImageCache:
             image = image.convert("RGB")
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-        data = buffer.getvalue()
+        return self.put_jpeg(buffer.getvalue(), image.width, image.height)
+
+    def put_jpeg(self, data: bytes, width: int, height: int) -> CachedImage:
+        """Store JPEG bytes that were already checked (a server's answer kept as it came: no re-encoding)."""
         sha = hashlib.sha256(data).hexdigest()
         path = self.path_for(sha)
         if not (path.exists() and path.stat().st_size == len(data)):
             _write_atomic(path, data)
-        return CachedImage(path, sha, image.width, image.height)
+        return CachedImage(path, sha, width, height)
 
     def has(self, path: str | Path, sha256: str) -> bool:
         """Whether the cached file is there, complete, and has the content its name and record promise."""

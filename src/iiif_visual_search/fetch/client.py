@@ -85,8 +85,34 @@ def local_path(url: str) -> Path | None:
     return None
 
 
-def decode_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Decode and check image bytes: a known format, within the pixel limit, complete. Returns an RGB image."""
+@dataclass(frozen=True)
+class CheckedImage:
+    """Image bytes that passed the checks. ``image`` is the decoded picture (RGB or L), or None when the bytes
+    are a JPEG of the size the caller asked to keep: then they can be stored as they are, with no re-encoding."""
+
+    data: bytes
+    format: str  # Pillow's name: JPEG, PNG, ...
+    width: int
+    height: int
+    image: Image.Image | None
+
+    @property
+    def storable_as_is(self) -> bool:
+        return self.image is None
+
+
+# EXIF orientation: a stored JPEG must look the same as the decoded pixels it replaces.
+_ORIENTATION = 0x0112
+
+
+def check_image(data: bytes, max_pixels: int, keep_size: tuple[int, int] | None = None) -> CheckedImage:
+    """Check image bytes: a known format, within the pixel limit, complete.
+
+    When ``keep_size`` is given and the bytes are an upright RGB/greyscale JPEG of exactly that size,
+    the check decodes every entropy-coded block at 1/8 scale (libjpeg's DCT scaling: the Huffman data, where
+    truncation and corruption show, is read in full; only the inverse DCT is cheaper) and keeps the bytes
+    undecoded. Anything else is decoded in full and returned as ``image``.
+    """
     try:
         with warnings.catch_warnings():
             # Our own limit below applies (Pillow's hard error at twice its global limit stays as a backstop).
@@ -95,8 +121,14 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
             width, height = probe.size
             if width * height > max_pixels:
                 raise FetchError(f"decompression bomb: {width}x{height} pixels exceeds the limit of {max_pixels}")
+            fmt, mode = probe.format or "", probe.mode
+            keep = (keep_size is not None and fmt == "JPEG" and mode in ("RGB", "L")
+                    and (width, height) == keep_size
+                    and probe.getexif().get(_ORIENTATION, 1) == 1)
             probe.verify()
             image = Image.open(io.BytesIO(data))
+            if keep:
+                image.draft(mode, (max(1, width // 8), max(1, height // 8)))
             # verify() does not decode JPEG scans; load() does and raises on a truncated file.
             image.load()
     except FetchError:
@@ -107,8 +139,17 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         raise FetchError("not an image: Pillow cannot identify the bytes") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise FetchError(f"broken image: {exc}") from None
+    if keep:
+        return CheckedImage(data, fmt, width, height, None)
     if image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
+    return CheckedImage(data, fmt, width, height, image)
+
+
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Decode and check image bytes: a known format, within the pixel limit, complete. Returns an RGB/L image."""
+    image = check_image(data, max_pixels).image
+    assert image is not None  # no keep_size: always decoded
     return image
 
 
@@ -174,9 +215,16 @@ class PoliteClient:
         return doc
 
     async def get_image(self, url: str) -> Image.Image:
+        checked = await self.get_checked(url)
+        assert checked.image is not None
+        return checked.image
+
+    async def get_checked(self, url: str, keep_size: tuple[int, int] | None = None) -> CheckedImage:
+        """The image at ``url``, checked off the event loop; a JPEG of ``keep_size`` comes back undecoded
+        (see ``check_image``)."""
         data = await self.get_bytes(url, expect="image")
         try:
-            return await asyncio.to_thread(decode_image, data, self.config.max_pixels)
+            return await asyncio.to_thread(check_image, data, self.config.max_pixels, keep_size)
         except FetchError as exc:
             raise FetchError(exc.reason, url) from None
 
