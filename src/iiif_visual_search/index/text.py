@@ -11,13 +11,18 @@ are offsets into the original text too: snippets are cut from the original, unfo
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 import sqlite3
 import threading
 import unicodedata
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 # One-for-one folds the unicode61 tokenizer does not do. Each maps one character to one character.
 _FOLD = str.maketrans({"ſ": "s", "ß": "ß", "æ": "æ", "Æ": "Æ"})
@@ -49,12 +54,22 @@ CREATE VIRTUAL TABLE IF NOT EXISTS vocab_inst USING fts5vocab(fts, 'instance');
 
 # BM25 column weights: text (before + caption + after), caption again (a caption names the picture), scope.
 BM25 = "bm25(fts, 1.0, 2.0, 0.0)"
+COLUMN_WEIGHTS = {"text": 1.0, "caption": 2.0}
+BM25_K1, BM25_B = 1.2, 0.75  # FTS5's constants
+
+# FTS5's bm25() costs ~3 µs per matching row, and ORDER BY it ranks every match: 100-150 ms for a word in
+# half of 100k texts. Queries whose every term is in at least HOT_DF texts are ranked instead from in-memory
+# postings (rows and weighted term frequencies read once from the fts5vocab table), with FTS5's formula.
+HOT_DF = 2000
+HOT_CACHE_TERMS = 256   # postings kept per index version (LRU)
+WARM_TERMS = 64         # the most frequent terms, loaded in the background when the index changes
 
 
 def fold(text: str) -> str:
     return text.translate(_FOLD)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # called per token of every snippet text: words repeat
 def fold_term(term: str) -> str:
     """A term as the tokenizer stores it: lower case, no diacritics."""
     decomposed = unicodedata.normalize("NFKD", fold(term).lower())
@@ -118,7 +133,12 @@ class TextResults:
     matches: list[TextMatch]
 
 
-_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+# The combining marks FTS5's unicode61 (remove_diacritics 2) keeps inside a token and strips ("desce\u0303dre"
+# is one word, "descedre"); other marks, e.g. U+0364 in "scha\u0364dlich", split words there as in FTS5.
+# Python's \w holds no combining mark at all. (Measured against SQLite's tokenizer, Latin ranges.)
+_TOKEN = re.compile(
+    r"(?:[^\W_]|[\u0300-\u0304\u0306-\u030c\u030f\u0311\u031b\u0323-\u0328\u032d\u032e\u0330\u0331])+",
+    re.UNICODE)
 
 
 def query_terms(q: str) -> list[tuple[str, bool]]:
@@ -146,10 +166,76 @@ def find_spans(text: str, terms: list[tuple[str, bool]]) -> list[Span]:
     return spans
 
 
+def _varints(blob: bytes) -> int:
+    """Sum of the SQLite varints in an fts5 docsize blob: the row's token count over all columns."""
+    total = value = 0
+    for byte in blob:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            total += value
+            value = 0
+    return total
+
+
+class _Hot:
+    """Postings of frequent terms and the per-row token counts of one index version, for BM25 in numpy."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        rows = conn.execute("SELECT id, sz FROM fts_docsize ORDER BY id").fetchall()
+        self.ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        self.sizes = np.fromiter((_varints(r[1]) for r in rows), dtype=np.float64, count=len(rows))
+        self.n = len(rows)
+        self.avgdl = float(self.sizes.mean()) if self.n else 1.0
+        self._postings: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def postings(self, conn: sqlite3.Connection, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted rowids, column-weighted frequency) of the rows holding ``term`` in text or caption."""
+        with self._lock:
+            hit = self._postings.get(term)
+            if hit is not None:
+                self._postings.move_to_end(term)
+                return hit
+        weight = " ".join(f"WHEN '{c}' THEN {w}" for c, w in COLUMN_WEIGHTS.items())
+        rows = conn.execute(
+            f"SELECT doc, SUM(CASE col {weight} ELSE 0.0 END) FROM vocab_inst WHERE term = ? "
+            f"AND col IN ({','.join(repr(c) for c in COLUMN_WEIGHTS)}) GROUP BY doc ORDER BY doc", (term,)).fetchall()
+        arr = np.array(rows, dtype=np.float64).reshape(-1, 2)
+        hit = (arr[:, 0].astype(np.int64), arr[:, 1])
+        with self._lock:
+            self._postings[term] = hit
+            while len(self._postings) > HOT_CACHE_TERMS:
+                self._postings.popitem(last=False)
+        return hit
+
+    def rank(self, conn: sqlite3.Connection, terms: list[str], limit: int, offset: int) -> tuple[int, list[tuple[int, float]]]:
+        """(total, [(rowid, score)]) for rows holding every term, best first: FTS5's bm25 with our weights."""
+        lists = sorted((self.postings(conn, t) for t in terms), key=lambda p: len(p[0]))
+        rows, _ = lists[0]
+        for other, _ in lists[1:]:
+            rows = np.intersect1d(rows, other, assume_unique=True)
+        if len(rows) == 0:
+            return 0, []
+        dl = self.sizes[np.searchsorted(self.ids, rows)]
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * dl / self.avgdl)
+        score = np.zeros(len(rows))
+        for plist, freq in lists:
+            f = freq[np.searchsorted(plist, rows)]
+            df = len(plist)
+            idf = math.log((self.n - df + 0.5) / (df + 0.5))
+            score += (idf if idf > 0 else 1e-6) * f * (BM25_K1 + 1) / (f + norm)
+        want = min(len(rows), offset + limit)
+        if want <= offset:
+            return len(rows), []
+        top = np.argpartition(-score, want - 1)[:want] if want < len(rows) else np.arange(len(rows))
+        top = top[np.lexsort((rows[top], -score[top]))][offset:want]
+        return len(rows), [(int(rows[i]), float(score[i])) for i in top]
+
+
 class TextIndex:
     """The index file. Reads use one connection per thread; writes are serialised by a lock."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, warm_terms: int = 0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -157,6 +243,13 @@ class TextIndex:
         conn = self._conn()
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(SCHEMA)
+        self.warm_terms = warm_terms
+        # Per index version (meta 'version', bumped by every write): counts, hot postings, manifest terms.
+        self._version: str | None = None
+        self._hot: _Hot | None = None
+        self._counts: OrderedDict[str, int] = OrderedDict()
+        self._manifest_terms: OrderedDict[str, Counter[str]] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -223,6 +316,7 @@ class TextIndex:
                 for row in rows:
                     self._upsert(conn, row)
                 conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('last_seq', ?)", (str(seq),))
+                _bump_version(conn)
                 conn.execute("INSERT INTO fts(fts) VALUES ('optimize')")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -254,6 +348,7 @@ class TextIndex:
                     else:
                         self._upsert(conn, row)
                 conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('last_seq', ?)", (str(seq),))
+                _bump_version(conn)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -262,28 +357,102 @@ class TextIndex:
 
     # --- reading -------------------------------------------------------------------------------
 
+    def _current(self) -> str:
+        """The index version; on a change (a sync here or in another process) every cache starts afresh."""
+        version = self._meta("version", "0") + ":" + self._meta("last_seq", "0")
+        if version != self._version:
+            with self._cache_lock:
+                if version != self._version:
+                    self._version = version
+                    self._hot = None
+                    self._counts.clear()
+                    self._manifest_terms.clear()
+                    if self.warm_terms:
+                        threading.Thread(target=self._warm, args=(version,), daemon=True,
+                                         name="text-index-warm").start()
+        return version
+
+    def _hot_index(self) -> _Hot:
+        hot = self._hot
+        if hot is None:
+            hot = _Hot(self._conn())
+            with self._cache_lock:
+                self._hot = self._hot or hot
+                hot = self._hot
+        return hot
+
+    def _warm(self, version: str) -> None:
+        """Load the postings of the most frequent terms, so the first query for a common word is fast too."""
+        try:
+            conn = self._conn()
+            terms = [r[0] for r in conn.execute(
+                "SELECT term FROM vocab_col WHERE col = 'text' AND doc >= ? ORDER BY doc DESC LIMIT ?",
+                (HOT_DF, self.warm_terms))]
+            hot = self._hot_index()
+            for term in terms:
+                if self._version != version:
+                    return
+                hot.postings(conn, term)
+        except sqlite3.Error:
+            pass  # warming is an optimisation; queries load what they need themselves
+        finally:
+            self.close()
+
+    def _doc_freq(self, term: str) -> int:
+        row = self._conn().execute("SELECT doc FROM vocab_col WHERE term = ? AND col = 'text'", (term,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _count(self, expr: str) -> int:
+        with self._cache_lock:
+            if expr in self._counts:
+                return self._counts[expr]
+        n = int(self._conn().execute("SELECT COUNT(*) FROM fts WHERE fts MATCH ?", (expr,)).fetchone()[0])
+        with self._cache_lock:
+            self._counts[expr] = n
+            while len(self._counts) > 4096:
+                self._counts.popitem(last=False)
+        return n
+
     def search(self, q: str, *, manifest_id: str | None = None, limit: int = 20, offset: int = 0) -> TextResults:
         """Regions whose text matches every term of ``q``, best BM25 first, with match spans."""
         expr = build_query(q)
         if expr is None:
             return TextResults(0, [])
-        if manifest_id:
-            expr = 'scope : "' + manifest_id.replace('"', '""') + '" AND ' + expr
+        self._current()
+        terms = query_terms(q)
         conn = self._conn()
         try:
-            total = conn.execute("SELECT COUNT(*) FROM fts WHERE fts MATCH ?", (expr,)).fetchone()[0]
+            ranked = self._search_hot(q, terms, manifest_id, limit, offset)
+            if ranked is None:
+                if manifest_id:
+                    expr = 'scope : "' + manifest_id.replace('"', '""') + '" AND ' + expr
+                total = self._count(expr)
+                ranked = total, conn.execute(
+                    f"SELECT rowid, -{BM25} FROM fts WHERE fts MATCH ? ORDER BY {BM25} LIMIT ? OFFSET ?",
+                    (expr, limit, offset)).fetchall()
+            total, page = ranked
             # Spans are found in Python on the page's texts: FTS5 highlight() costs a second pass over
             # every match (a prefix query rebuilds its whole doclist), 2-5x the ranked query at 100k regions.
-            rows = conn.execute(
-                f"""SELECT d.region_id, d.manifest_id, d.text, r.score FROM
-                      (SELECT rowid, -{BM25} AS score FROM fts WHERE fts MATCH ? ORDER BY {BM25} LIMIT ? OFFSET ?) r
-                    JOIN doc d ON d.rowid = r.rowid ORDER BY r.score DESC""",
-                (expr, limit, offset)).fetchall()
+            docs = {r[0]: r[1:] for r in conn.execute(
+                f"SELECT rowid, region_id, manifest_id, text FROM doc WHERE rowid IN ({','.join('?' * len(page))})",
+                [rowid for rowid, _ in page])} if page else {}
         except sqlite3.OperationalError as exc:  # e.g. a query FTS5 cannot parse despite quoting
             raise ValueError(f"cannot search for {q!r}: {exc}") from None
-        terms = query_terms(q)
-        matches = [TextMatch(r[0], r[1], float(r[3]), r[2], find_spans(r[2], terms)) for r in rows]
+        matches = [TextMatch(docs[rowid][0], docs[rowid][1], float(score), docs[rowid][2],
+                             find_spans(docs[rowid][2], terms)) for rowid, score in page if rowid in docs]
         return TextResults(int(total), matches)
+
+    def _search_hot(self, q: str, terms: list[tuple[str, bool]], manifest_id: str | None, limit: int,
+                    offset: int) -> tuple[int, list[tuple[int, float]]] | None:
+        """Collection-wide queries of whole words, each in at least HOT_DF texts; None for the FTS5 path."""
+        if manifest_id or not terms or any(prefix for _, prefix in terms):
+            return None
+        if len(terms) != len([raw for raw in q.split() if _WORD.search(fold(raw))]):
+            return None  # a quoted term of several tokens is a phrase: FTS5 matches it
+        words = list(dict.fromkeys(t for t, _ in terms))
+        if min(self._doc_freq(t) for t in words) < HOT_DF:
+            return None
+        return self._hot_index().rank(self._conn(), words, limit, offset)
 
     def terms(self, prefix: str, *, manifest_id: str | None = None, limit: int = 20,
               min_count: int = 1) -> list[tuple[str, int]]:
@@ -297,18 +466,39 @@ class TextIndex:
         end = start + "\U0010ffff"
         conn = self._conn()
         if manifest_id:
-            rows = conn.execute(
-                """SELECT term, COUNT(DISTINCT doc) AS n FROM vocab_inst
-                   WHERE term >= ? AND term < ? AND col = 'text'
-                     AND doc IN (SELECT rowid FROM doc WHERE manifest_id = ?)
-                   GROUP BY term HAVING n >= ? ORDER BY n DESC, term LIMIT ?""",
-                (start, end, manifest_id, min_count, limit)).fetchall()
-        else:
-            rows = conn.execute(
-                """SELECT term, doc AS n FROM vocab_col WHERE term >= ? AND term < ? AND col = 'text'
-                   AND doc >= ? ORDER BY n DESC, term LIMIT ?""",
-                (start, end, min_count, limit)).fetchall()
+            counts = self._terms_of(manifest_id)
+            found = sorted(((t, n) for t, n in counts.items() if start <= t < end and n >= min_count),
+                           key=lambda t: (-t[1], t[0]))[:limit]
+            return sorted(found)
+        rows = conn.execute(
+            """SELECT term, doc AS n FROM vocab_col WHERE term >= ? AND term < ? AND col = 'text'
+               AND doc >= ? ORDER BY n DESC, term LIMIT ?""",
+            (start, end, min_count, limit)).fetchall()
         return sorted(((r[0], int(r[1])) for r in rows), key=lambda t: t[0])
+
+    def _terms_of(self, manifest_id: str) -> Counter[str]:
+        """Term → number of the manifest's regions holding it; cached per index version (autocomplete is
+        asked once per keystroke). Scanning fts5vocab's instance table for a prefix costs ~100 ms at 100k."""
+        self._current()
+        with self._cache_lock:
+            hit = self._manifest_terms.get(manifest_id)
+            if hit is not None:
+                self._manifest_terms.move_to_end(manifest_id)
+                return hit
+        counts: Counter[str] = Counter()
+        for (text,) in self._conn().execute("SELECT text FROM doc WHERE manifest_id = ? AND text != ''",
+                                            (manifest_id,)):
+            counts.update({fold_term(t) for t in _TOKEN.findall(fold(text))})
+        with self._cache_lock:
+            self._manifest_terms[manifest_id] = counts
+            while len(self._manifest_terms) > 64:
+                self._manifest_terms.popitem(last=False)
+        return counts
+
+
+def _bump_version(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO meta(key, value) VALUES ('version', '1') "
+                 "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
 
 
 def _catalogue_seq(catalogue: Any) -> int:
@@ -316,5 +506,6 @@ def _catalogue_seq(catalogue: Any) -> int:
     return int(row["s"]) if row is not None else 0
 
 
-def open_text_index(data_dir: Path | str) -> TextIndex:
-    return TextIndex(Path(data_dir) / "text-index.sqlite")
+def open_text_index(data_dir: Path | str, *, warm_terms: int = WARM_TERMS) -> TextIndex:
+    """The service's index: the most frequent terms' postings are loaded in the background after a change."""
+    return TextIndex(Path(data_dir) / "text-index.sqlite", warm_terms=warm_terms)

@@ -1,0 +1,154 @@
+"""The fast paths of the text index give FTS5's own answers: BM25 from in-memory postings for common words,
+cached counts, per-manifest autocomplete from the manifest's texts; every cache follows index changes."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from iiif_visual_search.catalogue import Catalogue
+from iiif_visual_search.index import text as textmod
+from iiif_visual_search.index.text import TextIndex
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _alto_pages() -> list[list[str]]:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    pages = []
+    for path in sorted(SHARED.rglob("*.xml")):
+        try:
+            root = etree.parse(str(path), parser).getroot()
+        except etree.XMLSyntaxError:
+            continue
+        if etree.QName(root).localname == "alto":
+            words = [s.get("CONTENT", "") for s in root.iter("{*}String") if s.get("CONTENT", "").strip()]
+            if len(words) >= 40:
+                pages.append(words)
+    return pages
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory):
+    if not SHARED.is_dir():
+        pytest.skip(f"shared test data not found at {SHARED}")
+    pages = _alto_pages()
+    if len(pages) < 5:
+        pytest.skip("fewer than five ALTO pages with text in the shared data")
+    root = tmp_path_factory.mktemp("ranking")
+    cat = Catalogue(root / "catalogue.sqlite")
+    rng = random.Random(3)
+    now = time.time()
+    with cat.transaction() as conn:
+        for m in range(6):
+            conn.execute("INSERT INTO manifest(id, uri, url, version, fetched_at) VALUES (?, ?, ?, 3, ?)",
+                         (f"m{m}", f"https://example.org/{m}", f"https://example.org/{m}", now))
+            conn.execute("INSERT INTO canvas(id, manifest_id, uri, position, width, height) VALUES (?, ?, ?, 1, 9, 9)",
+                         (f"c{m}", f"m{m}", f"https://example.org/{m}/c"))
+        for i in range(600):
+            words = pages[rng.randrange(len(pages))]
+            start = rng.randrange(len(words) - 30)
+            n = rng.randrange(5, 60)
+            caption = " ".join(words[start + n:start + n + 4]) if i % 7 == 0 else ""
+            conn.execute(
+                "INSERT INTO region(id, canvas_id, manifest_id, x, y, w, h, context_before, context_after, caption, "
+                "created_at, updated_at) VALUES (?, ?, ?, 0, 0, 5, 5, ?, ?, ?, ?, ?)",
+                (f"r{i}", f"c{i % 6}", f"m{i % 6}", " ".join(words[start:start + n]),
+                 " ".join(words[start + n + 4:start + 2 * n]), caption, now, now))
+        conn.execute("INSERT INTO change(kind, object_type, object_id, at) "
+                     "SELECT 'create', 'region', id, created_at FROM region")
+    index = TextIndex(root / "text.sqlite")
+    index.rebuild(cat)
+    yield index, cat
+    cat.close()
+
+
+def _common(index: TextIndex, n: int) -> list[str]:
+    return [r[0] for r in index._conn().execute(
+        "SELECT term FROM vocab_col WHERE col='text' AND length(term) >= 2 ORDER BY doc DESC LIMIT ?", (n,))]
+
+
+def _both(index: TextIndex, q: str, monkeypatch, **kw):
+    monkeypatch.setattr(textmod, "HOT_DF", 1)
+    hot = index.search(q, **kw)
+    monkeypatch.setattr(textmod, "HOT_DF", 10**9)
+    fts = index.search(q, **kw)
+    return hot, fts
+
+
+def test_hot_postings_rank_exactly_as_fts5_bm25(indexed, monkeypatch) -> None:
+    index, _ = indexed
+    words = _common(index, 8)
+    queries = words[:5] + [f"{words[0]} {words[3]}", f"{words[1]} {words[2]} {words[4]}"]
+    for q in queries:
+        for offset in (0, 20):
+            hot, fts = _both(index, q, monkeypatch, limit=20, offset=offset)
+            assert hot.total == fts.total > 0, q
+            assert [m.score for m in hot.matches] == pytest.approx([m.score for m in fts.matches], rel=1e-9), q
+            # Ties may come in another order; the rows at each score are the same.
+            by_score = lambda ms: sorted((round(m.score, 9), m.region_id) for m in ms)  # noqa: E731
+            tied_edge = min(m.score for m in fts.matches)
+            assert {m.region_id for m in hot.matches if m.score > tied_edge + 1e-9} == \
+                   {m.region_id for m in fts.matches if m.score > tied_edge + 1e-9}, q
+            assert by_score(hot.matches)[-1][0] == by_score(fts.matches)[-1][0]
+            assert all(m.spans for m in hot.matches)
+
+
+def test_hot_path_is_not_used_for_prefixes_phrases_or_a_manifest(indexed, monkeypatch) -> None:
+    index, _ = indexed
+    monkeypatch.setattr(textmod, "HOT_DF", 1)
+    word = _common(index, 1)[0]
+    assert index._search_hot(word, textmod.query_terms(word), None, 10, 0) is not None
+    assert index._search_hot(word + "*", textmod.query_terms(word + "*"), None, 10, 0) is None
+    assert index._search_hot(word, textmod.query_terms(word), "m1", 10, 0) is None
+    phrase = f"{word}-{word}"
+    assert index._search_hot(phrase, textmod.query_terms(phrase), None, 10, 0) is None
+
+
+def test_manifest_autocomplete_counts_like_fts5vocab(indexed) -> None:
+    index, _ = indexed
+    conn = index._conn()
+    for prefix in ("d", "l", "co", "s"):
+        expected = conn.execute(
+            """SELECT term, COUNT(DISTINCT doc) AS n FROM vocab_inst
+               WHERE term >= ? AND term < ? AND col = 'text'
+                 AND doc IN (SELECT rowid FROM doc WHERE manifest_id = ?)
+               GROUP BY term""", (prefix, prefix + "\U0010ffff", "m2")).fetchall()
+        assert index.terms(prefix, manifest_id="m2", limit=10_000) == sorted((t, n) for t, n in expected)
+        top = index.terms(prefix, manifest_id="m2", limit=5, min_count=2)
+        assert len(top) == min(5, sum(n >= 2 for _, n in expected))
+        assert all(n >= 2 for _, n in top)
+
+
+def test_caches_follow_a_sync(indexed) -> None:
+    index, cat = indexed
+    word = "zqxwordzq"
+    assert index.search(word).total == 0
+    assert index.terms("zqx", manifest_id="m1") == []
+    now = time.time()
+    with cat.transaction() as conn:
+        conn.execute("INSERT INTO region(id, canvas_id, manifest_id, x, y, w, h, context_before, created_at, "
+                     "updated_at) VALUES ('rnew', 'c1', 'm1', 1, 1, 5, 5, ?, ?, ?)", (f"a {word} b", now, now))
+        conn.execute("INSERT INTO change(kind, object_type, object_id, at) VALUES ('create', 'region', 'rnew', ?)",
+                     (now,))
+    assert index.sync(cat) == 1
+    assert index.search(word).total == 1
+    assert index.terms("zqx", manifest_id="m1") == [(word, 1)]
+
+
+def test_python_tokens_are_fts5_tokens_with_combining_marks(tmp_path: Path) -> None:
+    # Real words from the shared ALTO (DTA, incunabula): a combining tilde stays inside the word in FTS5,
+    # a combining small e (U+0364) splits it. Snippet spans and manifest autocomplete depend on agreeing.
+    text = "descẽdre unſchaͤdlichſte duveté."
+    index = TextIndex(tmp_path / "t.sqlite")
+    conn = index._conn()
+    conn.execute("INSERT INTO fts(rowid, text, caption, scope) VALUES (1, ?, '', 'm')", (textmod.fold(text),))
+    fts_terms = sorted(r[0] for r in conn.execute("SELECT term FROM vocab_col WHERE col='text'"))
+    ours = sorted({textmod.fold_term(t) for t in textmod._TOKEN.findall(textmod.fold(text))})
+    assert ours == fts_terms == ["descedre", "dlichste", "duvete", "unscha"]
+    spans = textmod.find_spans(text, textmod.query_terms("descedre"))
+    assert [text[s.start:s.end] for s in spans] == ["descẽdre"]
