@@ -105,3 +105,28 @@ def test_hnsw_above_threshold_and_recall_against_exact(tmp_path) -> None:
     got = VectorIndex(tmp_path, 64, threshold=1000).search(q, 10)
     recall = np.mean([len(set(t) & {h.row for h in g}) / 10 for t, g in zip(truth, got)])
     assert recall >= 0.95, recall
+
+
+def test_ef_search_is_configurable_per_index_and_by_environment(tmp_path, monkeypatch) -> None:
+    """Hard data (uniform in 32-d): efSearch 10 misses neighbours that efSearch 400 finds."""
+    import faiss
+
+    from iiif_visual_search.index import vectors
+
+    x = _unit(4000, 32, 5)
+    q = _unit(100, 32, 6)
+    VectorIndex(tmp_path, 32, threshold=100).rebuild(list(range(len(x))), x)
+    exact = faiss.IndexFlatIP(32)
+    exact.add(x)
+    _, truth = exact.search(q, 10)
+
+    def recall(ix: VectorIndex) -> float:
+        return float(np.mean([len(set(t) & {h.row for h in g}) / 10 for t, g in zip(truth, ix.search(q, 10))]))
+
+    low, high = recall(VectorIndex(tmp_path, 32, ef_search=10)), recall(VectorIndex(tmp_path, 32, ef_search=400))
+    assert high >= 0.99 and low < high - 0.02, (low, high)
+    monkeypatch.setenv(vectors.EF_SEARCH_ENV, "400")
+    assert VectorIndex(tmp_path, 32).ef_search == 400 and recall(VectorIndex(tmp_path, 32)) == high
+    monkeypatch.setenv(vectors.EF_SEARCH_ENV, "lots")
+    with pytest.raises(ValueError, match="IVS_HNSW_EF_SEARCH"):
+        VectorIndex(tmp_path, 32)

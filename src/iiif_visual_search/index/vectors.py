@@ -30,6 +30,18 @@ HNSW_THRESHOLD = 20_000   # below this many rows exact search is fast enough (< 
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 64
+# Per index: VectorIndex(ef_search=...); per query: search(ef_search=...); per process: this variable.
+EF_SEARCH_ENV = "IVS_HNSW_EF_SEARCH"
+
+
+def default_ef_search() -> int:
+    """efSearch when neither the index nor the query names one: ``IVS_HNSW_EF_SEARCH`` or ``HNSW_EF_SEARCH``."""
+    value = os.environ.get(EF_SEARCH_ENV, "").strip()
+    if not value:
+        return HNSW_EF_SEARCH
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{EF_SEARCH_ENV} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 class IndexMismatch(RuntimeError):
@@ -147,10 +159,12 @@ class SearchHit:
 class VectorIndex:
     """One FAISS index of one model's rows, with tombstones. Reads are thread-safe; writers are serialised."""
 
-    def __init__(self, directory: Path, dim: int, *, threshold: int = HNSW_THRESHOLD, mmap: bool = True) -> None:
+    def __init__(self, directory: Path, dim: int, *, threshold: int = HNSW_THRESHOLD, mmap: bool = True,
+                 ef_search: int | None = None) -> None:
         self.dir = Path(directory)
         self.dim = dim
         self.threshold = threshold
+        self.ef_search = ef_search or default_ef_search()
         self.index_path = self.dir / "index.faiss"
         self.meta_path = self.dir / "index.json"
         self._lock = threading.RLock()
@@ -182,7 +196,7 @@ class VectorIndex:
         if kind == "hnsw":
             inner = faiss.IndexHNSWFlat(self.dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            inner.hnsw.efSearch = HNSW_EF_SEARCH
+            inner.hnsw.efSearch = self.ef_search
         else:
             inner = faiss.IndexFlatIP(self.dim)
         return faiss.IndexIDMap2(inner)
@@ -273,7 +287,7 @@ class VectorIndex:
             params = None
             if self.meta.kind == "hnsw":
                 params = faiss.SearchParametersHNSW()
-                params.efSearch = max(ef_search or HNSW_EF_SEARCH, want)
+                params.efSearch = max(ef_search or self.ef_search, want)
             # A few queries are faster on one thread: OpenMP's fork/join around IndexIDMap costs ~8 ms per
             # query on a busy 2-core machine (bench/search.py: 8 ms → 0.26 ms p50 at 20k × 768).
             threads = faiss.omp_get_max_threads()
@@ -299,7 +313,8 @@ class VectorStore:
     """
 
     def __init__(self, data_dir: Path | str, model: str, catalogue: object | None = None, *,
-                 descriptor: ModelDescriptor | None = None, threshold: int = HNSW_THRESHOLD) -> None:
+                 descriptor: ModelDescriptor | None = None, threshold: int = HNSW_THRESHOLD,
+                 ef_search: int | None = None) -> None:
         from ..embed.models import model_key
 
         self.data_dir = Path(data_dir)
@@ -314,12 +329,14 @@ class VectorStore:
         self.descriptor = self.file.descriptor
         self.catalogue = catalogue
         self.threshold = threshold
+        self.ef_search = ef_search
         self._index: VectorIndex | None = None
 
     @property
     def index(self) -> VectorIndex:
         if self._index is None:
-            self._index = VectorIndex(self.dir, self.descriptor.dim, threshold=self.threshold)
+            self._index = VectorIndex(self.dir, self.descriptor.dim, threshold=self.threshold,
+                                      ef_search=self.ef_search)
         return self._index
 
     def _cat(self):  # noqa: ANN202 - Catalogue, imported lazily to keep this module light
