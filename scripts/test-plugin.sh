@@ -7,3 +7,5 @@ npm ci --no-audit --no-fund
 npm test
 npm run build
 npm run test:e2e
+# The service's own IIIF in stock Mirador 4 (no plugin): region annotations drawn and listed, Content Search 1.0.
+node e2e/mirador-service.mjs
