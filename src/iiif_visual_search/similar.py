@@ -28,6 +28,7 @@ class Hit:
     canvas_position: int = 0
     label: str = ""        # class label (manual first, else model), '' when unclassified
     image_path: str = ""
+    inliers: int = 0       # fingerprint image/region queries: geometrically verified keypoint matches
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +67,38 @@ def query_vector(catalogue, store: VectorStore, *, region_id: str | None = None,
     return embedder.embed_texts([text or ""])
 
 
+def _local_query(store: VectorStore, region_id: str | None, image: Image.Image | None):  # noqa: ANN202
+    """The query's keypoints where the fingerprint's geometric re-ranking applies, else None.
+
+    Only image and region queries re-rank: a bare vector (or text) carries no keypoints to verify."""
+    if store.descriptor.architecture != "fingerprint" or "local" not in store.descriptor.preprocessing:
+        return None
+    from .embed import local_features as lf
+
+    if image is not None:
+        return lf.extract(image)
+    if region_id is not None:
+        rows = store.rows_for([region_id])
+        if region_id in rows:
+            return lf.features_of(lf.LocalFeatureStore(store.dir).read([rows[region_id]])[0])
+    return None
+
+
+def _rerank(store: VectorStore, local_q, raw: list[tuple[str, float]]) -> tuple[list[tuple[str, float]], dict]:  # noqa: ANN001
+    """``raw``'s first ``RERANK_CANDIDATES`` reordered (geometrically verified first, by inliers, then by
+    cosine), the rest after them in cosine order; and the inliers of the verified ones."""
+    from .embed import local_features as lf
+    from .embed.fingerprint import RERANK_CANDIDATES
+
+    head, tail = raw[:RERANK_CANDIDATES], raw[RERANK_CANDIDATES:]
+    rows = store.rows_for([rid for rid, _ in head])
+    recs = lf.LocalFeatureStore(store.dir).read([rows.get(rid, -1) for rid, _ in head])
+    inl = lf.inliers_against(local_q, recs)
+    order = lf.rerank_order(inl, np.array([sc for _, sc in head]))
+    verified = {head[i][0]: int(inl[i]) for i in range(len(head)) if inl[i] >= lf.MIN_INLIERS}
+    return [head[i] for i in order] + tail, verified
+
+
 def find_similar(catalogue, settings, *, model: str = DEFAULT_MODEL,  # noqa: ANN001 - Catalogue, Settings
                  region_id: str | None = None, image: Image.Image | None = None, vector: np.ndarray | None = None,
                  text: str | None = None, k: int = 50, exclude_region: str | None = None,
@@ -76,6 +109,10 @@ def find_similar(catalogue, settings, *, model: str = DEFAULT_MODEL,  # noqa: AN
     ``model``: registry name or stored vector-set key. A ``region_id`` query never returns that region itself
     (nor does ``exclude_region``). ``manifest`` (id or URI) and the class filters are applied to the hits;
     the search widens until ``k`` hits pass them or the index is exhausted.
+
+    ``fingerprint`` image and region queries are re-ranked: the top ``RERANK_CANDIDATES`` of the vector
+    search are verified by local keypoints (RANSAC affine inliers, ``Hit.inliers``); verified hits come
+    first, by inliers, then the rest by cosine. ``score`` stays the cosine. Vector queries are not re-ranked.
     """
     # Cached per process, reloaded when the index files change: no FAISS read per query.
     store = search_store(settings.data_dir, model, catalogue)
@@ -84,8 +121,15 @@ def find_similar(catalogue, settings, *, model: str = DEFAULT_MODEL,  # noqa: AN
     want_classes, drop_classes = set(classes or ()), set(exclude_classes or ())
     total = store.index.live_count
     fetch = k + len(skip)
+    local_q = _local_query(store, region_id, image)
+    verified: dict[str, int] = {}
+    if local_q is not None:
+        from .embed.fingerprint import RERANK_CANDIDATES
+        fetch = max(fetch, RERANK_CANDIDATES)
     while True:
         raw = store.search(q, min(fetch, max(total, 1)))[0]
+        if local_q is not None:
+            raw, verified = _rerank(store, local_q, raw)
         ids = [rid for rid, _ in raw if rid not in skip]
         info = {r["id"]: r for r in catalogue.query(
             "SELECT r.id, r.x, r.y, r.w, r.h, r.manifest_id, r.canvas_id, c.uri AS canvas_uri, "
@@ -108,7 +152,7 @@ def find_similar(catalogue, settings, *, model: str = DEFAULT_MODEL,  # noqa: AN
                             w=r["w"], h=r["h"], score=float(score), manifest_id=r["manifest_id"],
                             canvas_id=r["canvas_id"], manifest_label=r["manifest_label"] or "",
                             canvas_position=int(r["canvas_position"]), label=label,
-                            image_path=r["image_path"] or ""))
+                            image_path=r["image_path"] or "", inliers=verified.get(rid, 0)))
         if len(hits) >= k or fetch >= total:
             return hits[:k]
         fetch = min(total, fetch * 4)

@@ -11,14 +11,22 @@ width/height scaling 0.8–1.2):
 - an 8×8 mean-removed thumbnail of the same image for the global layout;
 - the two parts concatenated with equal weight and L2-normalised: 8·16 + 64 = 192 dimensions.
 Measured on the 174 real crops of ../shared/data (tests/test_embed_fingerprint.py).
+
+This vector is the candidate stage only. Each region also gets local features (``local_features.py``:
+SIFT keypoints, stored per vector row), and image and region queries re-rank the top ``RERANK_CANDIDATES``
+by geometric verification (``similar.find_similar``); the descriptor's revision names both algorithms, so
+vector sets written without local features are refused rather than silently searched without re-ranking.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from . import local_features
 from .models import ModelDescriptor, l2_normalise
 
 VERSION = "fp1"
@@ -27,6 +35,8 @@ GRID = 4
 ORIENTATIONS = 8
 THUMB = 8
 DIM = ORIENTATIONS * GRID * GRID + THUMB * THUMB
+REVISION = f"{VERSION}+{local_features.VERSION}"
+RERANK_CANDIDATES = 200  # global candidates checked geometrically per query (~1 ms each on one core)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -75,6 +85,15 @@ def fingerprint(image: Image.Image) -> np.ndarray:
     return _unit(np.concatenate([hog, thumb])).astype(np.float32)
 
 
+@dataclass
+class Prepared:
+    """What ``FingerprintEmbedder.prepare`` hands to ``embed_prepared``: the global vector and the local
+    features, both computed in the worker thread."""
+
+    vector: np.ndarray
+    local: local_features.LocalFeatures
+
+
 class FingerprintEmbedder:
     """The ``fingerprint`` model: no weights, CPU only, deterministic."""
 
@@ -82,25 +101,46 @@ class FingerprintEmbedder:
 
     def __init__(self) -> None:
         self.descriptor = ModelDescriptor(
-            name="fingerprint", key="fingerprint", architecture="fingerprint", source="", revision=VERSION,
+            name="fingerprint", key="fingerprint", architecture="fingerprint", source="", revision=REVISION,
             dim=DIM, output="soft-pooled gradient-orientation histogram 4x4x8 + 8x8 thumbnail",
-            preprocessing={"mode": "trim-white, autocontrast 1-99%, squash", "height": SIZE, "width": SIZE},
+            preprocessing={"mode": "trim-white, autocontrast 1-99%, squash", "height": SIZE, "width": SIZE,
+                           "local": {"algorithm": local_features.VERSION, "side": local_features.SIDE,
+                                     "keypoints": local_features.KEYPOINTS}},
         )
 
     @property
     def name(self) -> str:
         return "fingerprint"
 
-    def prepare(self, image: Image.Image) -> np.ndarray:
-        return fingerprint(image)
+    def prepare(self, image: Image.Image) -> Prepared:
+        return Prepared(fingerprint(image), local_features.extract(image))
 
-    def embed_prepared(self, batch: list[np.ndarray]) -> np.ndarray:
+    def embed_prepared(self, batch: list[Prepared] | list[np.ndarray]) -> np.ndarray:
         if not batch:
             return np.zeros((0, DIM), dtype=np.float32)
-        return l2_normalise(np.stack(batch))
+        return l2_normalise(np.stack([b.vector if isinstance(b, Prepared) else b for b in batch]))
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
-        return self.embed_prepared([self.prepare(im) for im in images])
+        """Global vectors only (the candidate stage); ``extract_local`` gives the re-ranking half."""
+        return l2_normalise(np.stack([fingerprint(im) for im in images])) if images else \
+            np.zeros((0, DIM), dtype=np.float32)
+
+    def extract_local(self, images: list[Image.Image]) -> list[local_features.LocalFeatures]:
+        return [local_features.extract(im) for im in images]
+
+    def rerank(self, query: list[local_features.LocalFeatures], gallery: list[local_features.LocalFeatures],
+               scores: np.ndarray, candidates: int = RERANK_CANDIDATES) -> np.ndarray:
+        """``scores`` (queries × gallery cosine) with each query's top ``candidates`` re-scored by
+        ``local_features.rerank_scores``: the exact-retrieval protocol's view of ``find_similar``'s order."""
+        out = np.asarray(scores, dtype=np.float64).copy()
+        points = np.stack([f.points for f in gallery])
+        descs = local_features.unit_descriptors(np.stack([f.descriptors for f in gallery]))
+        counts = np.array([f.count for f in gallery], dtype=np.int64)
+        for i, q in enumerate(query):
+            cand = np.argsort(-out[i], kind="stable")[:candidates]
+            inl = local_features.inliers(q, points[cand], descs[cand], counts[cand])
+            out[i, cand] = local_features.rerank_scores(inl, out[i, cand])
+        return out
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         from .models import EmbedderUnavailable

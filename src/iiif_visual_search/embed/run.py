@@ -70,6 +70,11 @@ def run_embed(catalogue, data_dir: Path | str, model: str | None = None, *,  # n
     data_dir = Path(data_dir)
     embedder = embedder or get_embedder(model, device)
     store = VectorStore(data_dir, embedder.descriptor.name, catalogue, descriptor=embedder.descriptor)
+    local_store = None
+    if embedder.descriptor.architecture == "fingerprint":
+        # The fingerprint's re-ranking keypoints live beside its vectors, one record per vector row.
+        from .local_features import LocalFeatureStore
+        local_store = LocalFeatureStore(store.dir)
     todo = pending(catalogue, store.key, data_dir)
     if limit is not None:
         todo = todo[:limit]
@@ -107,7 +112,12 @@ def run_embed(catalogue, data_dir: Path | str, model: str | None = None, *,  # n
                     ids.append(rid)
                     arrays.append(result)
             if ids:
-                store.add(ids, embedder.embed_prepared(arrays))
+                vectors = embedder.embed_prepared(arrays)
+                if local_store is not None:
+                    # Before the vectors: a crash in between leaves records past the vector file's end,
+                    # which the next write cuts off, never a referenced row without its keypoints.
+                    local_store.write_at(len(store.file), [a.local for a in arrays])
+                store.add(ids, vectors)
                 report.embedded += len(ids)
             if bar is not None:
                 bar.update(len(items))

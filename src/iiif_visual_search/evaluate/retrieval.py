@@ -106,6 +106,15 @@ def ranks_of_targets(scores: np.ndarray) -> tuple[np.ndarray, list[int]]:
     return ranks.astype(np.int64), scores.argmax(axis=1).tolist()
 
 
+def _geometric_rerank(embedder: Any, items: Sequence[RetrievalItem], augs: Sequence[Augmentation],
+                      scores: np.ndarray) -> np.ndarray:
+    """The fingerprint's search re-ranks its vector candidates by local keypoints (``find_similar``); the
+    experiment does the same through ``embedder.rerank``, so it reports what a user's query gets."""
+    gallery = [embedder.extract_local([it.load().convert("RGB")])[0] for it in items]
+    query = [embedder.extract_local([a.apply(it.load())])[0] for it, a in zip(items, augs, strict=True)]
+    return embedder.rerank(query, gallery, scores)
+
+
 def run_retrieval(items: Sequence[RetrievalItem], embedders: dict[str, ImageEmbedder], seed: int = 42,
                   batch: int = 32) -> RetrievalReport:
     if len(items) < 2:
@@ -118,7 +127,10 @@ def run_retrieval(items: Sequence[RetrievalItem], embedders: dict[str, ImageEmbe
                            f"{name}: originals")
         queries = _embed(embedder, (a.apply(it.load()) for it, a in zip(items, augs, strict=True)), len(items),
                          batch, f"{name}: augmented queries")
-        ranks, top1 = ranks_of_targets(queries @ originals.T)
+        scores = queries @ originals.T
+        if hasattr(embedder, "rerank"):
+            scores = _geometric_rerank(embedder, items, augs, scores)
+        ranks, top1 = ranks_of_targets(scores)
         report.results.append(ModelResult(name, ranks, top1))
     return report
 
