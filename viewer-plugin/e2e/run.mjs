@@ -10,7 +10,7 @@
 // marked region finds results too. Screenshots go to test-output/.
 import { spawn } from 'node:child_process';
 import {
-  createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync,
+  createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, realpathSync,
 } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -22,7 +22,9 @@ import { chromium } from 'playwright-core';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const pluginDir = path.resolve(here, '..');
 const repo = path.resolve(pluginDir, '..');
-const sharedData = path.resolve(repo, '..', 'shared', 'data');
+// Real path: the manifests name files by their resolved path (../shared may be a link).
+const sharedDataLink = path.resolve(repo, '..', 'shared', 'data');
+const sharedData = existsSync(sharedDataLink) ? realpathSync(sharedDataLink) : sharedDataLink;
 const outDir = path.join(pluginDir, 'test-output');
 const ivsBin = process.env.IVS_BIN || path.join(repo, '.venv', 'bin', 'ivs');
 const python = path.join(path.dirname(ivsBin), 'python');
