@@ -17,6 +17,11 @@ class Settings(BaseModel):
     max_document_bytes: int = Field(default=50_000_000, description="Largest manifest or layout file accepted")
     concurrency: int = Field(default=8, description="Documents fetched at once during ingest")
     timeout_s: float = Field(default=30.0, description="Network timeout per request")
+    hidden_classes: list[str] = Field(
+        default_factory=lambda: ["Blank page", "Segmentation anomaly"],
+        description="Classes that search and find-similar leave out unless asked (not pictures, just "
+                    "layout-analysis noise)",
+    )
 
     @property
     def catalogue_path(self) -> Path:
@@ -35,6 +40,7 @@ _ENV = {
     "max_document_bytes": "IVS_MAX_DOCUMENT_BYTES",
     "concurrency": "IVS_CONCURRENCY",
     "timeout_s": "IVS_TIMEOUT",
+    "hidden_classes": "IVS_HIDDEN_CLASSES",  # comma-separated; set but empty = hide nothing
 }
 
 
@@ -42,7 +48,9 @@ def load_settings(**overrides: object) -> Settings:
     """Settings from the environment, with non-None ``overrides`` (usually CLI flags) on top."""
     values: dict[str, object] = {}
     for name, env in _ENV.items():
-        if env in os.environ and os.environ[env] != "":
+        if name == "hidden_classes" and env in os.environ:
+            values[name] = [c.strip() for c in os.environ[env].split(",") if c.strip()]
+        elif env in os.environ and os.environ[env] != "":
             values[name] = os.environ[env]
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)

@@ -4,6 +4,6 @@ Heavy imports (scikit-learn, matplotlib, torch) live in the submodules so that i
 package stays cheap.
 """
 
-from .classes import HIDDEN_BY_DEFAULT, PAPER_CLASSES, canonical_class
+from .classes import PAPER_CLASSES, canonical_class
 
-__all__ = ["HIDDEN_BY_DEFAULT", "PAPER_CLASSES", "canonical_class"]
+__all__ = ["PAPER_CLASSES", "canonical_class"]

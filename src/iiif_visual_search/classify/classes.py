@@ -16,9 +16,6 @@ PAPER_CLASSES: tuple[str, ...] = (
     "Graphical element",
 )
 
-# What search and find-similar leave out unless asked: not pictures, just layout-analysis noise.
-HIDDEN_BY_DEFAULT: tuple[str, ...] = ("Blank page", "Segmentation anomaly")
-
 # Spellings seen in real exports that mean one of the classes above. The Label Studio template
 # calls the last class "Graphical element (other)"; the CHR24 JSON drops the suffix.
 _ALIASES = {

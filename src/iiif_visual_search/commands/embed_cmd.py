@@ -71,12 +71,16 @@ def index(ctx: click.Context, model: str, compact: bool) -> None:
 @click.option("--k", "k", type=int, default=50, show_default=True)
 @click.option("--manifest", default=None, help="Only hits in this manifest (id or URI)")
 @click.option("--class", "classes", multiple=True, help="Only hits with this class label (repeatable)")
-@click.option("--exclude-class", "exclude_classes", multiple=True, help="Drop hits with this class label")
+@click.option("--exclude-class", "exclude_classes", multiple=True,
+              help="Drop hits with this class label (repeatable; default: the hidden classes, Blank page and "
+                   "Segmentation anomaly, env IVS_HIDDEN_CLASSES)")
+@click.option("--all-classes", is_flag=True, help="Drop nothing by class")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit (region, manifest, canvas, x, y, w, "
               "h, score, ...): a stable contract")
 @click.pass_context
 def similar(ctx: click.Context, image_path: str | None, region_id: str | None, text: str | None, model: str, k: int,
-            manifest: str | None, classes: tuple[str, ...], exclude_classes: tuple[str, ...], as_json: bool) -> None:
+            manifest: str | None, classes: tuple[str, ...], exclude_classes: tuple[str, ...], all_classes: bool,
+            as_json: bool) -> None:
     """Regions most similar to an image file, a region or a text."""
     from PIL import Image
 
@@ -94,7 +98,8 @@ def similar(ctx: click.Context, image_path: str | None, region_id: str | None, t
     try:
         hits = find_similar(catalogue, settings, model=model_key(model), region_id=region_id, image=image,
                             text=text, k=k, manifest=manifest, classes=list(classes) or None,
-                            exclude_classes=list(exclude_classes) or None)
+                            exclude_classes=None if all_classes else
+                            (list(exclude_classes) or list(settings.hidden_classes) or None))
     except (EmbedderUnavailable, FileNotFoundError, KeyError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     for hit in hits:

@@ -12,12 +12,14 @@ are offsets into the original text too: snippets are cut from the original, unfo
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 import sqlite3
 import threading
 import unicodedata
 from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,11 @@ _WORD = re.compile(r"\w", re.UNICODE)
 # Regions the layout marked that are not pictures (rules, slivers, specks: geometry.flags_for). Their
 # context text is the same page text as the real pictures' beside them, so indexing them floods results.
 NOISE_FLAGS = frozenset({"separator", "aspect", "tiny"})
+
+# What indexing reads of a region; ``label`` is its class (a person's label wins over a model's).
+_REGION_COLUMNS = ("id, manifest_id, context_before, context_after, caption, flags, "
+                   "(SELECT l.label FROM label l WHERE l.region_id = region.id "
+                   "ORDER BY l.source = 'manual' DESC LIMIT 1) AS label")
 
 
 def is_noise(flags: str) -> bool:
@@ -235,8 +242,10 @@ class _Hot:
 class TextIndex:
     """The index file. Reads use one connection per thread; writes are serialised by a lock."""
 
-    def __init__(self, path: Path | str, *, warm_terms: int = 0) -> None:
+    def __init__(self, path: Path | str, *, warm_terms: int = 0, hidden_classes: Sequence[str] = ()) -> None:
         self.path = Path(path)
+        # Regions whose class is one of these get no text in the index (blank pages, segmentation errors).
+        self.hidden_classes = frozenset(hidden_classes)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.Lock()
@@ -278,10 +287,9 @@ class TextIndex:
     def __len__(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM doc").fetchone()[0])
 
-    @staticmethod
-    def _upsert(conn: sqlite3.Connection, row: Any) -> None:
+    def _upsert(self, conn: sqlite3.Connection, row: Any) -> None:
         text = region_text(row["context_before"], row["caption"], row["context_after"])
-        if is_noise(row["flags"]):
+        if is_noise(row["flags"]) or row["label"] in self.hidden_classes:
             text = ""
         old = conn.execute("SELECT rowid FROM doc WHERE region_id=?", (row["id"],)).fetchone()
         if old is not None:
@@ -302,12 +310,14 @@ class TextIndex:
             conn.execute("DELETE FROM fts WHERE rowid=?", (old[0],))
             conn.execute("DELETE FROM doc WHERE rowid=?", (old[0],))
 
+    def _hidden_key(self) -> str:
+        return json.dumps(sorted(self.hidden_classes))
+
     def rebuild(self, catalogue: Any) -> int:
         """Index every live region of the catalogue from scratch. Returns the number of regions."""
         with self._write_lock:
             seq = _catalogue_seq(catalogue)
-            rows = catalogue.query(
-                "SELECT id, manifest_id, context_before, context_after, caption, flags FROM region WHERE deleted=0")
+            rows = catalogue.query(f"SELECT {_REGION_COLUMNS} FROM region WHERE deleted=0")
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -316,6 +326,7 @@ class TextIndex:
                 for row in rows:
                     self._upsert(conn, row)
                 conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('last_seq', ?)", (str(seq),))
+                conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('hidden', ?)", (self._hidden_key(),))
                 _bump_version(conn)
                 conn.execute("INSERT INTO fts(fts) VALUES ('optimize')")
             except BaseException:
@@ -328,6 +339,8 @@ class TextIndex:
         """Apply the catalogue changes logged since the last sync. Returns how many regions it touched."""
         seq = _catalogue_seq(catalogue)
         last = self.last_seq
+        if self._meta("hidden") != self._hidden_key() and last:
+            return self.rebuild(catalogue)  # another set of hidden classes: every region may change
         if seq == last:
             return 0
         if last == 0 or seq < last:  # never indexed, or a catalogue rebuilt from scratch
@@ -341,8 +354,7 @@ class TextIndex:
             try:
                 for region_id in changed:
                     row = catalogue.query_one(
-                        "SELECT id, manifest_id, context_before, context_after, caption, flags, deleted FROM region "
-                        "WHERE id=?", (region_id,))
+                        f"SELECT {_REGION_COLUMNS}, deleted FROM region WHERE id=?", (region_id,))
                     if row is None or row["deleted"]:
                         self._delete(conn, region_id)
                     else:
@@ -506,6 +518,7 @@ def _catalogue_seq(catalogue: Any) -> int:
     return int(row["s"]) if row is not None else 0
 
 
-def open_text_index(data_dir: Path | str, *, warm_terms: int = WARM_TERMS) -> TextIndex:
+def open_text_index(data_dir: Path | str, *, warm_terms: int = WARM_TERMS,
+                    hidden_classes: Sequence[str] = ()) -> TextIndex:
     """The service's index: the most frequent terms' postings are loaded in the background after a change."""
-    return TextIndex(Path(data_dir) / "text-index.sqlite", warm_terms=warm_terms)
+    return TextIndex(Path(data_dir) / "text-index.sqlite", warm_terms=warm_terms, hidden_classes=hidden_classes)

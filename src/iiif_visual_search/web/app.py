@@ -117,7 +117,7 @@ class State:
         self.urls = Urls(settings.base_url)
         self.catalogue = Catalogue(settings.catalogue_path)
         self.store = Store(self.catalogue)
-        self.text: TextIndex = open_text_index(settings.data_dir)
+        self.text: TextIndex = open_text_index(settings.data_dir, hidden_classes=settings.hidden_classes)
         self._synced_at = 0.0
         self._sync_lock = threading.Lock()
         self._similar_backend = similar_backend
@@ -341,8 +341,10 @@ def _similar_answer(request: Request, *, query: dict[str, Any], query_label: str
     page = _int(request, "page", 1, 1, 1_000_000) if paged else 1
     manifest_ref = params.get("manifest")
     manifest_id = _manifest(request, manifest_ref)["id"] if manifest_ref else None
+    # Without ``exclude`` the configured junk classes are left out; ``exclude=`` (empty) leaves out nothing.
+    exclude = _list(request, "exclude") if "exclude" in request.query_params else st.settings.hidden_classes
     raw_hits = st.find_similar(model=model, k=k, manifest=manifest_id, classes=_list(request, "class") or None,
-                               exclude_classes=_list(request, "exclude") or None, **query)
+                               exclude_classes=list(exclude) or None, **query)
     pairs = [_hit_fields(h) for h in raw_hits]
     pairs = [(rid, score) for rid, score in pairs if rid != region_id][:k]
     total = len(pairs)

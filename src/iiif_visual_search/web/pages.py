@@ -45,7 +45,6 @@ MAX_TEXT_MATCHES = 1000           # text hits read before filtering; the count s
 PAGE_THUMB_WIDTH = 800
 UPLOAD_MAX_SIDE = 1024            # uploads are kept this small: enough for every model's preprocessing
 UPLOAD_KEEP = 500                 # uploads kept on disk; the oldest go first
-HIDDEN_BY_DEFAULT = ("Blank page", "Segmentation anomaly")  # the paper's junk classes (classify/classes.py)
 UNCLASSIFIED = "_none"
 TEXT_ARCHITECTURES = ("siglip", "clip")
 
@@ -103,6 +102,7 @@ class Facets:
     classes: list[tuple[str, int]]                       # labels present, with counts
     models: list[ModelChoice]
     regions: int
+    hidden_classes: frozenset[str] = frozenset()  # left out unless the sidebar asks (settings.hidden_classes)
 
     @property
     def years(self) -> tuple[int, int] | None:
@@ -200,7 +200,8 @@ class PageData:
                LEFT JOIN label lo ON lo.region_id = r.id AND lo.source = 'model'
                WHERE r.deleted = 0 AND COALESCE(lm.label, lo.label) IS NOT NULL GROUP BY 1 ORDER BY 1""")]
         regions = int(cat.query_one("SELECT COUNT(*) AS n FROM region WHERE deleted=0")["n"])
-        return Facets(books, collections, classes, self._models(), regions)
+        return Facets(books, collections, classes, self._models(), regions,
+                      frozenset(self.st.settings.hidden_classes))
 
     def _models(self) -> list[ModelChoice]:
         from ..embed.models import MODEL_NAMES
@@ -374,7 +375,7 @@ class Filters:
     def __init__(self, state: SearchState, facets: Facets) -> None:
         offered = {c for c, _ in facets.classes}
         if state.classes is None:
-            self.included = (offered - set(HIDDEN_BY_DEFAULT)) | {UNCLASSIFIED}
+            self.included = (offered - facets.hidden_classes) | {UNCLASSIFIED}
         else:
             self.included = set(state.classes)
         self.excluded_classes = sorted(offered - self.included)
@@ -614,7 +615,7 @@ def _search_page_sync(request: Request) -> Response:
 def _filters_view(state: SearchState, facets: Facets) -> dict[str, Any]:
     offered = [c for c, _ in facets.classes]
     if state.classes is None:
-        included = set(offered) - set(HIDDEN_BY_DEFAULT) | {UNCLASSIFIED}
+        included = set(offered) - facets.hidden_classes | {UNCLASSIFIED}
     else:
         included = set(state.classes)
     model = state.model or facets.default_model
