@@ -189,7 +189,8 @@ def main() -> None:
             gc.collect()
             loaded = V.VectorIndex(Path(tmp), args.dim, threshold=0)
             print(f"  build {build_s:,.0f} s (adds {added_s:,.0f} s, save {build_s - added_s:.0f} s); file "
-                  f"{size / 2**20:,.0f} MiB = {size / args.n:,.0f} bytes/vector; reloaded mmap={loaded._mapped}",
+                  f"{size / 2**20:,.0f} MiB = {size / args.n:,.0f} bytes/vector; reloaded mmap={loaded._mapped}; "
+                  f"max RSS so far {rss_gb():.1f} GB",
                   flush=True)
 
             def ours(q: np.ndarray, ef: int) -> list[list[int]]:
