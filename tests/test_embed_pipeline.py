@@ -132,3 +132,26 @@ def test_text_to_image_with_tiny_siglip(data_dir, tmp_path) -> None:
     VectorStore(data_dir, key, cat).update_index()
     hits = find_similar(cat, load_settings(data_dir=data_dir), model=key, text="a map of the coast", k=5)
     assert len(hits) == 5 and hits[0].score >= hits[-1].score
+
+
+def test_a_region_whose_image_changed_is_embedded_again(data_dir) -> None:
+    """The fetcher replaced a region's image (the source changed): its old vector must not answer queries."""
+    cat = Catalogue(data_dir / "catalogue.sqlite")
+    with cat.transaction() as conn:
+        conn.execute("UPDATE region_image SET sha256 = 'a' || region_id")
+    assert run_embed(cat, data_dir, "fingerprint", progress=False).embedded == N
+    store = VectorStore(data_dir, "fingerprint", cat)
+    store.update_index()
+    ids = _region_ids(cat)
+    changed, donor = ids[0], ids[1]
+    # The changed region now shows what the donor shows.
+    donor_path = cat.query_one("SELECT path FROM region_image WHERE region_id=?", (donor,))["path"]
+    with cat.transaction() as conn:
+        conn.execute("UPDATE region_image SET path=?, sha256='new' WHERE region_id=?", (donor_path, changed))
+    again = run_embed(cat, data_dir, "fingerprint", progress=False)
+    assert again.embedded == 1
+    stats = VectorStore(data_dir, "fingerprint", cat).update_index()
+    assert stats["added"] == 1 and stats["tombstoned"] == 1 and stats["live"] == N
+    old, new = VectorStore(data_dir, "fingerprint", cat).vectors_for([changed, donor])
+    assert float(old @ new) > 0.999
+    assert run_embed(cat, data_dir, "fingerprint", progress=False).embedded == 0

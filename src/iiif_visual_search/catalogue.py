@@ -113,6 +113,7 @@ CREATE TABLE IF NOT EXISTS embedding (
     region_id TEXT NOT NULL,
     model TEXT NOT NULL,
     row INTEGER NOT NULL,
+    image_sha256 TEXT NOT NULL DEFAULT '',  -- the region image the vector was made from ('' = not recorded)
     PRIMARY KEY (region_id, model)
 );
 CREATE INDEX IF NOT EXISTS embedding_row ON embedding(model, row);
@@ -204,6 +205,9 @@ class Catalogue:
         self._migrate()
 
     def _migrate(self) -> None:
+        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(embedding)")}
+        if "image_sha256" not in columns:  # catalogues written before vectors recorded their image
+            self.conn.execute("ALTER TABLE embedding ADD COLUMN image_sha256 TEXT NOT NULL DEFAULT ''")
         row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             self.conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))

@@ -35,16 +35,24 @@ class EmbedReport:
         return self.embedded / self.seconds if self.seconds > 0 else 0.0
 
 
-def pending(catalogue, key: str, data_dir: Path) -> list[tuple[str, Path]]:  # noqa: ANN001 - Catalogue
-    """(region id, image file) of live regions with a cached image and no vector of this model."""
+@dataclass(frozen=True)
+class Todo:
+    region_id: str
+    path: Path
+    image_sha256: str
+
+
+def pending(catalogue, key: str, data_dir: Path) -> list[Todo]:  # noqa: ANN001 - Catalogue
+    """Live regions with a cached image and no vector of this model, or one made from another image."""
     rows = catalogue.query(
-        "SELECT r.id, ri.path FROM region r JOIN region_image ri ON ri.region_id = r.id "
+        "SELECT r.id, ri.path, ri.sha256 FROM region r JOIN region_image ri ON ri.region_id = r.id "
         "LEFT JOIN embedding e ON e.region_id = r.id AND e.model = ? "
-        "WHERE r.deleted = 0 AND e.region_id IS NULL ORDER BY r.id", [key])
+        "WHERE r.deleted = 0 AND (e.region_id IS NULL OR (e.image_sha256 != '' AND e.image_sha256 != ri.sha256)) "
+        "ORDER BY r.id", [key])
     out = []
     for r in rows:
         p = Path(r["path"])
-        out.append((r["id"], p if p.is_absolute() else data_dir / p))
+        out.append(Todo(r["id"], p if p.is_absolute() else data_dir / p, r["sha256"]))
     return out
 
 
@@ -93,7 +101,7 @@ def run_embed(catalogue, data_dir: Path | str, model: str | None = None, *,  # n
 
         def submit(i: int) -> None:
             if i < len(batches):
-                queue.append((batches[i], [pool.submit(_load, embedder, p) for _, p in batches[i]]))
+                queue.append((batches[i], [pool.submit(_load, embedder, t.path) for t in batches[i]]))
 
         for i in range(ahead):
             submit(i)
@@ -102,14 +110,16 @@ def run_embed(catalogue, data_dir: Path | str, model: str | None = None, *,  # n
             items, futures = queue.popleft()
             submit(next_batch)
             next_batch += 1
-            ids, arrays = [], []
-            for (rid, path), fut in zip(items, futures):
+            ids, shas, arrays = [], [], []
+            for todo_item, fut in zip(items, futures):
                 result = fut.result()
                 if isinstance(result, Exception):
                     report.failed += 1
-                    catalogue.quarantine("embed", rid, f"{store.key}: cannot read {path}: {result}")
+                    catalogue.quarantine("embed", todo_item.region_id,
+                                         f"{store.key}: cannot read {todo_item.path}: {result}")
                 else:
-                    ids.append(rid)
+                    ids.append(todo_item.region_id)
+                    shas.append(todo_item.image_sha256)
                     arrays.append(result)
             if ids:
                 vectors = embedder.embed_prepared(arrays)
@@ -117,7 +127,7 @@ def run_embed(catalogue, data_dir: Path | str, model: str | None = None, *,  # n
                     # Before the vectors: a crash in between leaves records past the vector file's end,
                     # which the next write cuts off, never a referenced row without its keypoints.
                     local_store.write_at(len(store.file), [a.local for a in arrays])
-                store.add(ids, vectors)
+                store.add(ids, vectors, shas)
                 report.embedded += len(ids)
             if bar is not None:
                 bar.update(len(items))

@@ -380,17 +380,20 @@ class VectorStore:
     def embedded_regions(self) -> set[str]:
         return {r["region_id"] for r in self._cat().query("SELECT region_id FROM embedding WHERE model=?", [self.key])}
 
-    def add(self, region_ids: Sequence[str], vectors: np.ndarray) -> range:
+    def add(self, region_ids: Sequence[str], vectors: np.ndarray,
+            image_sha256s: Sequence[str] | None = None) -> range:
         """Persist one batch: rows appended and fsynced first, then the catalogue rows in one transaction.
-        A crash in between leaves unreferenced rows only, so a resumed run simply embeds those regions again."""
+        A crash in between leaves unreferenced rows only, so a resumed run simply embeds those regions again.
+        ``image_sha256s`` records which image each vector was made from, so a changed image is embedded again."""
         if len(region_ids) != len(vectors):
             raise ValueError("one vector per region")
+        shas = list(image_sha256s) if image_sha256s is not None else [""] * len(region_ids)
         rows = self.file.append(vectors)
         with self._cat().transaction() as conn:
             conn.executemany(
-                "INSERT INTO embedding(region_id, model, row) VALUES (?, ?, ?) "
-                "ON CONFLICT(region_id, model) DO UPDATE SET row=excluded.row",
-                [(rid, self.key, row) for rid, row in zip(region_ids, rows)])
+                "INSERT INTO embedding(region_id, model, row, image_sha256) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(region_id, model) DO UPDATE SET row=excluded.row, image_sha256=excluded.image_sha256",
+                [(rid, self.key, row, sha) for rid, row, sha in zip(region_ids, rows, shas)])
         return rows
 
     def live_rows(self) -> dict[int, str]:
