@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
+
+from ..files import atomic_write_bytes
 
 JPEG_QUALITY = 90
 
@@ -45,7 +45,7 @@ class ImageCache:
         sha = hashlib.sha256(data).hexdigest()
         path = self.path_for(sha)
         if not (path.exists() and path.stat().st_size == len(data)):
-            _write_atomic(path, data)
+            atomic_write_bytes(path, data)
         return CachedImage(path, sha, width, height)
 
     def has(self, path: str | Path, sha256: str) -> bool:
@@ -64,17 +64,3 @@ class ImageCache:
         for p in stray:
             p.unlink(missing_ok=True)
         return len(stray)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

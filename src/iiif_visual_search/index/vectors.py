@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import faiss
 import numpy as np
 
 from ..embed.models import ModelDescriptor
+from ..files import atomic_write, atomic_write_bytes
 
 HNSW_THRESHOLD = 20_000   # below this many rows exact search is fast enough (< 2 ms at 768-d) and exact
 HNSW_M = 32
@@ -50,34 +50,6 @@ class IndexMismatch(RuntimeError):
 
 def vectors_dir(data_dir: Path | str, model_key: str) -> Path:
     return Path(data_dir) / "vectors" / model_key
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def list_models(data_dir: Path | str) -> list[ModelDescriptor]:
@@ -270,8 +242,9 @@ class VectorIndex:
         with self._lock:
             if self.index is None:
                 return
-            data = faiss.serialize_index(self.index).tobytes()
-            atomic_write_bytes(self.index_path, data)
+            # Written straight to the temporary file: serialising to memory first costs two extra copies of
+            # an index that is gigabytes at a million vectors.
+            atomic_write(self.index_path, lambda tmp: faiss.write_index(self.index, str(tmp)))
             atomic_write_bytes(self.meta_path, self.meta.to_json().encode())
 
     # --- querying -------------------------------------------------------------------------------

@@ -17,9 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -34,6 +32,7 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..files import atomic_write_bytes
 from ..iiif.common import RegionView, thumbnail
 from .errors import ApiError
 from .i18n import LANGUAGES, class_name, pick_language, translator
@@ -583,7 +582,6 @@ async def search_page(request: Request) -> Response:
 
 
 def _search_page_sync(request: Request) -> Response:
-    st = request.app.state.ivs
     facets = _page_data(request).facets()
     error, status = "", 200
     try:
@@ -659,18 +657,6 @@ def _uploads_dir(st: Any) -> Path:
     return Path(st.settings.data_dir) / "uploads"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _jpeg(image: Image.Image, box: tuple[int, int]) -> bytes:
     image = image.copy()
     image.thumbnail(box, Image.Resampling.LANCZOS)
@@ -685,7 +671,7 @@ def store_upload(st: Any, image: Image.Image, original: bytes) -> str:
     folder = _uploads_dir(st)
     path = folder / f"{name}.jpg"
     if not path.exists():
-        _atomic_write(path, _jpeg(image, (UPLOAD_MAX_SIDE, UPLOAD_MAX_SIDE)))
+        atomic_write_bytes(path, _jpeg(image, (UPLOAD_MAX_SIDE, UPLOAD_MAX_SIDE)), durable=False)
         files = sorted(folder.glob("*.jpg"), key=lambda p: p.stat().st_mtime)
         for old in files[:max(0, len(files) - UPLOAD_KEEP)]:
             old.unlink(missing_ok=True)
@@ -784,7 +770,7 @@ def _page_image_sync(request: Request) -> Response:
         except (ApiError, OSError) as exc:
             return Response(f"page image unavailable: {getattr(exc, 'message', exc)}", status_code=502,
                             media_type="text/plain")
-        _atomic_write(path, _jpeg(image, (width, 8 * width)))  # page width, any height
+        atomic_write_bytes(path, _jpeg(image, (width, 8 * width)), durable=False)  # page width, any height
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
 
 
