@@ -55,10 +55,15 @@ def _wait_http(url: str, seconds: float = 15.0) -> None:
 class IIPImageServer:
     """``with IIPImageServer(tmp, {"page": Path("scan.jpg")}) as s: s.service("page")``."""
 
-    def __init__(self, workdir: Path, images: dict[str, Path], procs: int = 1) -> None:
+    def __init__(self, workdir: Path, images: dict[str, Path], procs: int = 1, host: str = "127.0.0.1",
+                 netns: str | None = None) -> None:
         self.workdir = workdir
         self.images = images
         self.procs = procs  # iipsrv FastCGI processes: 1 serves one request at a time
+        # The address lighttpd binds, and the network namespace it runs in (``ip netns exec``; needs root):
+        # bench/fetch.py puts the server behind a delayed link in its own namespace.
+        self.host = host
+        self.netns = netns
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -74,7 +79,7 @@ class IIPImageServer:
         return need
 
     def service(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/iipsrv?IIIF={name}.tif"
+        return f"http://{self.host}:{self.port}/iipsrv?IIIF={name}.tif"
 
     def start(self) -> IIPImageServer:
         missing = self.missing()
@@ -90,12 +95,13 @@ class IIPImageServer:
                     ["vips", "tiffsave", str(source), str(target), "--tile", "--pyramid", "--compression", "jpeg",
                      "--tile-width", "256", "--tile-height", "256"],
                     check=True, capture_output=True, timeout=60)
-        self.port = free_port()
+        # Inside its own namespace nothing else listens, and our namespace's free ports are no guide there.
+        self.port = free_port() if self.netns is None else 8080
         conf = self.workdir / "lighttpd.conf"
         conf.write_text(f"""server.modules = ("mod_fastcgi")
 server.document-root = "{self.workdir}"
 server.port = {self.port}
-server.bind = "127.0.0.1"
+server.bind = "{self.host}"
 server.pid-file = "{self.workdir}/lighttpd.pid"
 server.errorlog = "{self.workdir}/lighttpd.err"
 fastcgi.server = ( "/iipsrv" => ((
@@ -107,7 +113,9 @@ fastcgi.server = ( "/iipsrv" => ((
 """)
         lighttpd = shutil.which("lighttpd") or "/usr/sbin/lighttpd"
         # -D: stay in the foreground, so the process we hold is the server and stopping it is exact.
-        self._proc = subprocess.Popen([lighttpd, "-D", "-f", str(conf)], stdout=subprocess.DEVNULL,
+        # ``ip netns exec`` execs the command after entering the namespace, so the pid is still lighttpd's.
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        self._proc = subprocess.Popen([*prefix, lighttpd, "-D", "-f", str(conf)], stdout=subprocess.DEVNULL,
                                       stderr=subprocess.PIPE)
         first = next(iter(self.images))
         try:
