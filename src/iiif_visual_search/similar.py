@@ -84,19 +84,34 @@ def _local_query(store: VectorStore, region_id: str | None, image: Image.Image |
     return None
 
 
-def _rerank(store: VectorStore, local_q, raw: list[tuple[str, float]]) -> tuple[list[tuple[str, float]], dict]:  # noqa: ANN001
-    """``raw``'s first ``RERANK_CANDIDATES`` reordered (geometrically verified first, by inliers, then by
-    cosine), the rest after them in cosine order; and the inliers of the verified ones."""
+def _rerank(store: VectorStore, local_q, q: np.ndarray,  # noqa: ANN001 - LocalFeatures
+            raw: list[tuple[str, float]]) -> tuple[list[tuple[str, float]], dict[str, int]]:
+    """``raw`` (the vector search, best first) with its shortlist (its head and the regions the keypoint
+    index votes for) verified and put first in verification order; the rest after, in cosine order.
+    Returns the hits and the inliers of the verified ones."""
     from .embed import local_features as lf
-    from .embed.fingerprint import RERANK_CANDIDATES
+    from .embed.fingerprint import RERANK_CANDIDATES, VOTED_CANDIDATES, shortlist, verify
+    from .index.keypoints import search_keypoints
 
-    head, tail = raw[:RERANK_CANDIDATES], raw[RERANK_CANDIDATES:]
+    head = raw[:RERANK_CANDIDATES]
     rows = store.rows_for([rid for rid, _ in head])
-    recs = lf.LocalFeatureStore(store.dir).read([rows.get(rid, -1) for rid, _ in head])
-    inl = lf.inliers_against(local_q, recs)
-    order = lf.rerank_order(inl, np.array([sc for _, sc in head]))
-    verified = {head[i][0]: int(inl[i]) for i in range(len(head)) if inl[i] >= lf.MIN_INLIERS}
-    return [head[i] for i in order] + tail, verified
+    head_rows = [rows.get(rid, -1) for rid, _ in head]
+    kp = search_keypoints(store.dir)
+    voted = kp.votes(local_q, VOTED_CANDIDATES, exclude=store.index.tombstones)[0] if kp is not None else []
+    cand = shortlist(head_rows, voted)
+    # Voted rows that no live catalogue row points to (a re-embedded region's old row) are dropped.
+    regions = store.regions_for(cand[len(head):].tolist())
+    extra = [r for r in cand[len(head):].tolist() if r in regions]
+    cand_ids = [rid for rid, _ in head] + [regions[r] for r in extra]
+    cos = np.concatenate([np.array([sc for _, sc in head], dtype=np.float64),
+                          (store.file.read(extra) @ q.reshape(-1)).astype(np.float64)])
+    records = lf.LocalFeatureStore(store.dir).read(head_rows + extra)
+    scores, inl = verify(local_q, records, cos)
+    order = np.argsort(-scores, kind="stable")
+    verified = {cand_ids[i]: int(inl[i]) for i in order if inl[i] >= lf.MIN_INLIERS}
+    taken = set(cand_ids)
+    return [(cand_ids[i], float(cos[i])) for i in order] + [h for h in raw[RERANK_CANDIDATES:]
+                                                            if h[0] not in taken], verified
 
 
 def find_similar(catalogue, settings, *, model: str = DEFAULT_MODEL,  # noqa: ANN001 - Catalogue, Settings
@@ -111,8 +126,9 @@ def find_similar(catalogue, settings, *, model: str = DEFAULT_MODEL,  # noqa: AN
     the search widens until ``k`` hits pass them or the index is exhausted.
 
     ``fingerprint`` image and region queries are re-ranked: the top ``RERANK_CANDIDATES`` of the vector
-    search are verified by local keypoints (RANSAC affine inliers, ``Hit.inliers``); verified hits come
-    first, by inliers, then the rest by cosine. ``score`` stays the cosine. Vector queries are not re-ranked.
+    search and the ``VOTED_CANDIDATES`` regions the keypoint index votes for (``index/keypoints.py``) are
+    verified by local keypoints (RANSAC affine inliers, ``Hit.inliers``); verified hits come first, by
+    inliers, then the rest by cosine. ``score`` stays the cosine. Vector queries are not re-ranked.
     """
     # Cached per process, reloaded when the index files change: no FAISS read per query.
     store = search_store(settings.data_dir, model, catalogue)
@@ -129,7 +145,7 @@ def find_similar(catalogue, settings, *, model: str = DEFAULT_MODEL,  # noqa: AN
     while True:
         raw = store.search(q, min(fetch, max(total, 1)))[0]
         if local_q is not None:
-            raw, verified = _rerank(store, local_q, raw)
+            raw, verified = _rerank(store, local_q, q, raw)
         ids = [rid for rid, _ in raw if rid not in skip]
         info = {r["id"]: r for r in catalogue.query(
             "SELECT r.id, r.x, r.y, r.w, r.h, r.manifest_id, r.canvas_id, c.uri AS canvas_uri, "

@@ -12,14 +12,19 @@ width/height scaling 0.8–1.2):
 - the two parts concatenated with equal weight and L2-normalised: 8·16 + 64 = 192 dimensions.
 Measured on the 174 real crops of ../shared/data (tests/test_embed_fingerprint.py).
 
-This vector is the candidate stage only. Each region also gets local features (``local_features.py``:
-SIFT keypoints, stored per vector row), and image and region queries re-rank the top ``RERANK_CANDIDATES``
-by geometric verification (``similar.find_similar``); the descriptor's revision names both algorithms, so
+This vector is half of the candidate stage. Each region also gets local features (``local_features.py``:
+SIFT keypoints, stored per vector row, their descriptors indexed by ``index/keypoints.py``). A query's
+candidates are the vector's top ``RERANK_CANDIDATES`` and the ``VOTED_CANDIDATES`` regions whose descriptors
+match most of the query's keypoints (``shortlist``); geometric verification orders them (``verify``). The
+vector alone loses ~15 % of originals past its top 200 among 1.7k look-alike regions, the votes almost none
+(bench/fingerprint.py). ``find_similar``, ``FingerprintEmbedder.rerank`` (the exact-retrieval protocol and
+``ivs evaluate retrieval``) share these two functions. The descriptor's revision names both algorithms, so
 vector sets written without local features are refused rather than silently searched without re-ranking.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +41,24 @@ ORIENTATIONS = 8
 THUMB = 8
 DIM = ORIENTATIONS * GRID * GRID + THUMB * THUMB
 REVISION = f"{VERSION}+{local_features.VERSION}"
-RERANK_CANDIDATES = 200  # global candidates checked geometrically per query (~1 ms each on one core)
+RERANK_CANDIDATES = 50   # global-vector candidates verified per query (~0.5–1 ms each on one core)
+VOTED_CANDIDATES = 50    # descriptor-voting candidates verified besides them
+
+
+def shortlist(global_rows: Sequence[int] | np.ndarray, voted_rows: Sequence[int] | np.ndarray) -> np.ndarray:
+    """The candidates to verify: the global top ``RERANK_CANDIDATES`` (in their order), then the voted rows
+    (best first, at most ``VOTED_CANDIDATES``) that are not among them."""
+    g = np.asarray(global_rows, dtype=np.int64)[:RERANK_CANDIDATES]
+    v = np.asarray(voted_rows, dtype=np.int64)[:VOTED_CANDIDATES]
+    return np.concatenate([g, v[~np.isin(v, g)]])
+
+
+def verify(query: local_features.LocalFeatures, records: np.ndarray,
+           cosines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidates' keypoint ``records`` checked against the query: (scores, inliers), the scores from
+    ``local_features.rerank_scores`` (verified first, by inliers, then by cosine; all above any cosine)."""
+    inl = local_features.inliers_against(query, records)
+    return local_features.rerank_scores(inl, cosines), inl
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -129,17 +151,19 @@ class FingerprintEmbedder:
         return [local_features.extract(im) for im in images]
 
     def rerank(self, query: list[local_features.LocalFeatures], gallery: list[local_features.LocalFeatures],
-               scores: np.ndarray, candidates: int = RERANK_CANDIDATES) -> np.ndarray:
-        """``scores`` (queries × gallery cosine) with each query's top ``candidates`` re-scored by
-        ``local_features.rerank_scores``: the exact-retrieval protocol's view of ``find_similar``'s order."""
+               scores: np.ndarray) -> np.ndarray:
+        """``scores`` (queries × gallery cosine) with each query's ``shortlist`` (global top and descriptor
+        votes over an in-memory keypoint index of ``gallery``) re-scored by ``verify``: the exact-retrieval
+        protocol's view of ``find_similar``'s order."""
+        from ..index.keypoints import KeypointIndex, records_of
+
         out = np.asarray(scores, dtype=np.float64).copy()
-        points = np.stack([f.points for f in gallery])
-        descs = local_features.unit_descriptors(np.stack([f.descriptors for f in gallery]))
-        counts = np.array([f.count for f in gallery], dtype=np.int64)
-        for i, q in enumerate(query):
-            cand = np.argsort(-out[i], kind="stable")[:candidates]
-            inl = local_features.inliers(q, points[cand], descs[cand], counts[cand])
-            out[i, cand] = local_features.rerank_scores(inl, out[i, cand])
+        records = records_of(gallery)
+        kp = KeypointIndex(None)
+        kp.add(0, records, save=False)
+        for i, (q, (voted, _)) in enumerate(zip(query, kp.votes_many(query, VOTED_CANDIDATES), strict=True)):
+            cand = shortlist(np.argsort(-out[i], kind="stable"), voted)
+            out[i, cand] = verify(q, records[cand], out[i, cand])[0]
         return out
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:

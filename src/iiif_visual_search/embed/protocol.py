@@ -4,12 +4,17 @@ Each original gets one random augmentation: rotation U(-10°, 10°) (bicubic, wh
 then crops of U(0, 0.15) of the rotated size from each of the four sides (the paper's code never applied the
 bottom crop; we do), then independent width and height scaling U(0.8, 1.2) with Lanczos. The augmented image
 queries an index of the originals; the rank of its own original is recorded.
+
+An embedder with local features (``fingerprint``: ``extract_local`` and ``rerank``) is scored the way its
+search orders hits (``search_scores``): candidates by vector and by descriptor votes, then geometric
+verification. ``exact_retrieval``, ``ivs evaluate retrieval`` and ``bench/fingerprint.py`` all go through it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
@@ -63,9 +68,35 @@ def ranks_from_scores(scores: np.ndarray) -> np.ndarray:
     return np.argmax(order == np.arange(len(scores))[:, None], axis=1)
 
 
-def exact_retrieval(originals: Sequence[Image.Image], embed: Callable[[list[Image.Image]], np.ndarray],
-                    seed: int = 42) -> RetrievalResult:
-    """Embed the originals and one augmentation of each; rank all originals by inner product (exact)."""
-    base = embed(list(originals))
-    queries = embed(augment_all(originals, seed))
-    return RetrievalResult(ranks_from_scores(queries @ base.T))
+class ImageEmbedder(Protocol):
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray: ...
+
+
+def reranks(embedder: Any) -> bool:
+    """Whether ``embedder``'s search re-ranks by local features (the fingerprint does)."""
+    return hasattr(embedder, "rerank") and hasattr(embedder, "extract_local")
+
+
+def search_scores(embedder: Any, queries: Iterable[Image.Image], gallery: Iterable[Image.Image],
+                  scores: np.ndarray) -> np.ndarray:
+    """``scores`` (queries × gallery inner products) as the embedder's search orders them: re-ranked by
+    local features where ``reranks(embedder)``, else unchanged. Images are read one at a time."""
+    if not reranks(embedder):
+        return scores
+    q = [embedder.extract_local([im])[0] for im in queries]
+    g = [embedder.extract_local([im])[0] for im in gallery]
+    return embedder.rerank(q, g, scores)
+
+
+def exact_retrieval(originals: Sequence[Image.Image],
+                    embed: ImageEmbedder | Callable[[list[Image.Image]], np.ndarray], seed: int = 42, *,
+                    rerank: bool = True) -> RetrievalResult:
+    """Embed the originals and one augmentation of each; rank all originals (exact search). ``embed``: an
+    embedder (its search's ranking: re-ranked where it has local features, unless ``rerank`` is False) or
+    a function from images to vectors (inner product)."""
+    fn = embed.embed_images if hasattr(embed, "embed_images") else embed
+    augmented = augment_all(originals, seed)
+    scores = fn(augmented) @ fn(list(originals)).T
+    if rerank:
+        scores = search_scores(embed, augmented, originals, scores)
+    return RetrievalResult(ranks_from_scores(scores))

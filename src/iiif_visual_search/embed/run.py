@@ -70,6 +70,17 @@ def default_batch_size(embedder: Embedder) -> int:
     return 64 if str(device).startswith("cuda") else 16
 
 
+def update_keypoint_index(store, compact: bool = False) -> dict[str, int | str] | None:  # noqa: ANN001 - VectorStore
+    """The fingerprint's descriptor index (``index/keypoints.py``) brought up to date with its keypoint
+    records, beside ``store.update_index``; None for models without local features."""
+    if store.descriptor.architecture != "fingerprint" or "local" not in store.descriptor.preprocessing:
+        return None
+    from ..index.keypoints import update_keypoint_index as update
+
+    return update(store.dir, store.live_rows() if store.catalogue is not None else None,
+                  rows_limit=len(store.file), compact=compact)
+
+
 def run_embed(catalogue, data_dir: Path | str, model: str | None = None, *,  # noqa: ANN001
               embedder: Embedder | None = None, device: str | None = None, batch_size: int | None = None,
               workers: int | None = None, limit: int | None = None, progress: bool = True) -> EmbedReport:

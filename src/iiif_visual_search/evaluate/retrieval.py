@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ..embed.protocol import Augmentation
+from ..embed.protocol import Augmentation, search_scores
 
 KS = (1, 5, 10, 50)
 
@@ -106,15 +106,6 @@ def ranks_of_targets(scores: np.ndarray) -> tuple[np.ndarray, list[int]]:
     return ranks.astype(np.int64), scores.argmax(axis=1).tolist()
 
 
-def _geometric_rerank(embedder: Any, items: Sequence[RetrievalItem], augs: Sequence[Augmentation],
-                      scores: np.ndarray) -> np.ndarray:
-    """The fingerprint's search re-ranks its vector candidates by local keypoints (``find_similar``); the
-    experiment does the same through ``embedder.rerank``, so it reports what a user's query gets."""
-    gallery = [embedder.extract_local([it.load().convert("RGB")])[0] for it in items]
-    query = [embedder.extract_local([a.apply(it.load())])[0] for it, a in zip(items, augs, strict=True)]
-    return embedder.rerank(query, gallery, scores)
-
-
 def run_retrieval(items: Sequence[RetrievalItem], embedders: dict[str, ImageEmbedder], seed: int = 42,
                   batch: int = 32) -> RetrievalReport:
     if len(items) < 2:
@@ -127,9 +118,9 @@ def run_retrieval(items: Sequence[RetrievalItem], embedders: dict[str, ImageEmbe
                            f"{name}: originals")
         queries = _embed(embedder, (a.apply(it.load()) for it, a in zip(items, augs, strict=True)), len(items),
                          batch, f"{name}: augmented queries")
-        scores = queries @ originals.T
-        if hasattr(embedder, "rerank"):
-            scores = _geometric_rerank(embedder, items, augs, scores)
+        # The fingerprint re-ranks as its search does (embed.protocol.search_scores): what a user's query gets.
+        scores = search_scores(embedder, (a.apply(it.load()) for it, a in zip(items, augs, strict=True)),
+                               (it.load().convert("RGB") for it in items), queries @ originals.T)
         ranks, top1 = ranks_of_targets(scores)
         report.results.append(ModelResult(name, ranks, top1))
     return report

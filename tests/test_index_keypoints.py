@@ -1,0 +1,87 @@
+"""The fingerprint's descriptor index: votes, incremental adds, IVF, persistence and crash recovery."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from iiif_visual_search.embed import local_features as lf
+from iiif_visual_search.embed.protocol import augment_all
+from iiif_visual_search.index import keypoints as kpi
+from iiif_visual_search.index.keypoints import KeypointIndex, records_of, search_keypoints, update_keypoint_index
+
+from real_crops import real_crops
+
+N = 16
+
+
+@functools.cache
+def _data() -> tuple[np.ndarray, list[lf.LocalFeatures]]:
+    crops = [im for _, im in real_crops()[::10][:N]]  # spread over the collections
+    return records_of([lf.extract(im) for im in crops]), [lf.extract(q) for q in augment_all(crops, seed=11)]
+
+
+def _write(tmp_path, records: np.ndarray) -> lf.LocalFeatureStore:  # noqa: ANN001
+    store = lf.LocalFeatureStore(tmp_path)
+    store.write_at(len(store), [lf.features_of(r) for r in records])
+    return store
+
+
+def _found(kp: KeypointIndex, queries: list[lf.LocalFeatures]) -> int:
+    """Queries whose original is among the 5 regions with most votes (the candidates that get verified)."""
+    return sum(i in kp.votes(q, 5)[0] for i, q in enumerate(queries))
+
+
+def test_votes_name_the_original_and_skip_excluded_rows() -> None:
+    records, queries = _data()
+    kp = KeypointIndex(None)
+    assert kp.add(0, records, save=False) == int(records["count"].sum())
+    assert _found(kp, queries) >= N - 1
+    rows, votes = kp.votes(queries[0], 5)
+    assert np.all(np.diff(votes) <= 0) and len(set(rows.tolist())) == len(rows)
+    assert 0 not in kp.votes(queries[0], 5, exclude=[0])[0]
+    batched = kp.votes_many(queries[:3], 5)
+    assert all(np.array_equal(a[0], kp.votes(q, 5)[0]) for a, q in zip(batched, queries[:3]))
+    empty = lf.LocalFeatures(queries[0].points, queries[0].descriptors, 0)
+    assert len(kp.votes(empty, 5)[0]) == 0 and len(KeypointIndex(None).votes(queries[0], 5)[0]) == 0
+
+
+def test_incremental_updates_follow_the_records_and_survive_a_torn_write(tmp_path) -> None:  # noqa: ANN001
+    records, queries = _data()
+    _write(tmp_path, records[:6])
+    first = update_keypoint_index(tmp_path, rows_limit=6)
+    assert first["rebuilt"] == 1 and first["rows"] == 6
+    _write(tmp_path, records[6:])
+    # The vector file has only 12 rows yet: records past it may still be rewritten, so they wait.
+    assert update_keypoint_index(tmp_path, rows_limit=12)["rows"] == 12
+    second = update_keypoint_index(tmp_path, rows_limit=N)
+    assert second["rebuilt"] == 0 and second["added"] == int(records["count"][12:].sum())
+    assert update_keypoint_index(tmp_path, rows_limit=N)["added"] == 0  # nothing twice
+    kp = search_keypoints(tmp_path)
+    assert kp is not None and kp.meta.descriptors == int(records["count"].sum())
+    assert _found(kp, queries) >= N - 1
+    # A crash between the index and its metadata: the count disagrees, the next update starts over.
+    meta = kp.meta_path.read_text()
+    kp.meta_path.write_text(meta.replace(f'"descriptors": {kp.meta.descriptors}', '"descriptors": 1'))
+    assert KeypointIndex(kp.dir).index is None
+    assert update_keypoint_index(tmp_path, rows_limit=N)["rebuilt"] == 1
+    # Compaction keeps only the live rows.
+    update_keypoint_index(tmp_path, range(1, N), rows_limit=N, compact=True)
+    assert 0 not in search_keypoints(tmp_path).votes(queries[0], N)[0]
+
+
+def test_ivf_index_past_the_threshold_and_retrained_as_it_grows(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    records, queries = _data()
+    monkeypatch.setattr(kpi, "IVF_THRESHOLD", 2_000)
+    _write(tmp_path, records[:10])
+    assert update_keypoint_index(tmp_path, rows_limit=10)["kind"] == "ivf"
+    kp = KeypointIndex(tmp_path / "local", threshold=2_000)
+    trained = kp.meta.trained_on
+    assert kp.meta.nlist >= 64 and not kp.stale
+    _write(tmp_path, records[10:])
+    monkeypatch.setattr(kpi, "RETRAIN_GROWTH", 1.2)
+    update_keypoint_index(tmp_path, rows_limit=N)
+    kp = search_keypoints(tmp_path)
+    assert kp.meta.kind == "ivf" and kp.meta.trained_on > trained
+    assert _found(kp, queries) >= N - 1
