@@ -8,6 +8,14 @@ Sets: the 174 real crops of tests/real_crops.py; random page windows (a differen
 PNG/JPEG/TIFF of DTA, Gallicorpora, OCR-D Kant and Indian ferns, BnF thumbnails); and the crops queried
 against a gallery of the crops plus ``--distractors`` page windows of the same pages (hard: look-alike text,
 windows that overlap the crops).
+
+Measured on the shared 2-core CPU (seed 42 / 7), candidates = vector top 50 + 50 most-voted regions:
+- 174 crops: top-1 0.954/0.966, top-5 0.989/0.983, top-10 0.989/0.989, top-50 1.000/1.000 (vector alone
+  top-1 0.586/0.586); 200 page windows: top-1 0.945/0.955;
+- 174 crops against 1,679 (crops + 1,505 windows): top-1 0.914/0.914, top-5 0.960/0.960, top-10 0.977/0.971,
+  top-50 0.989/1.000 (vector alone: top-1 0.49/0.52, original in its top 200 only 0.82/0.89);
+- 10,000 regions, one query, one thread: p50 87 ms / p95 118 ms (extraction 28, votes 35, verification 28);
+  keypoint index IVF-SQ8 (2.1M descriptors) built in 31 s, 28 KiB per region.
 """
 
 from __future__ import annotations
@@ -97,7 +105,7 @@ def latency(images: list[Image.Image], local: list, size: int, emb: FingerprintE
     reps = -(-size // len(images))
     gallery = np.tile(vecs, (reps, 1))[:size]
     gallery[len(images):] += rng.normal(0, 0.01, gallery[len(images):].shape).astype(np.float32)
-    gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
+    gallery /= np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-9)  # a blank window has no vector
     index = faiss.IndexFlatIP(gallery.shape[1])
     index.add(gallery)
     records = records_of(local)
