@@ -34,10 +34,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from iiif_visual_search.embed import local_features as lf  # noqa: E402
-from iiif_visual_search.embed.fingerprint import (RERANK_CANDIDATES, VOTED_CANDIDATES,  # noqa: E402
-                                                  FingerprintEmbedder, shortlist, verify)
+from iiif_visual_search.embed.fingerprint import (  # noqa: E402
+    RERANK_CANDIDATES,
+    VOTED_CANDIDATES,
+    FingerprintEmbedder,
+    shortlist,
+    verify,
+)
 from iiif_visual_search.embed.protocol import augment_all  # noqa: E402
-from iiif_visual_search.index.keypoints import records_of, search_keypoints, update_keypoint_index  # noqa: E402
+from iiif_visual_search.index.keypoints import (  # noqa: E402
+    records_of,
+    search_keypoints,
+    update_keypoint_index,
+)
 
 Image.MAX_IMAGE_PIXELS = None
 
@@ -132,7 +141,7 @@ def latency(images: list[Image.Image], local: list, size: int, emb: FingerprintE
             t0 = time.perf_counter()
             qv, ql = emb.embed_images([q]), lf.extract(q)
             t1 = time.perf_counter()
-            scores, rows = index.search(qv, RERANK_CANDIDATES)
+            _, rows = index.search(qv, RERANK_CANDIDATES)
             t2 = time.perf_counter()
             voted = kp.votes(ql, VOTED_CANDIDATES)[0]
             t3 = time.perf_counter()

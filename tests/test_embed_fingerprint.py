@@ -13,14 +13,23 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+from real_crops import real_crops
 
 from iiif_visual_search.embed import local_features as lf
-from iiif_visual_search.embed.fingerprint import DIM, REVISION, FingerprintEmbedder, fingerprint
+from iiif_visual_search.embed.fingerprint import (
+    DIM,
+    REVISION,
+    FingerprintEmbedder,
+    fingerprint,
+)
 from iiif_visual_search.embed.models import get_embedder
-from iiif_visual_search.embed.protocol import (Augmentation, RetrievalResult, augment_all, exact_retrieval,
-                                               ranks_from_scores)
-
-from real_crops import real_crops
+from iiif_visual_search.embed.protocol import (
+    Augmentation,
+    RetrievalResult,
+    augment_all,
+    exact_retrieval,
+    ranks_from_scores,
+)
 
 
 def _thumb(images: list[Image.Image]) -> np.ndarray:
@@ -114,7 +123,12 @@ def test_protocol_crops_all_four_sides() -> None:
 def test_find_similar_reranks_fingerprint_image_and_region_queries(tmp_path, monkeypatch) -> None:  # noqa: ANN001
     from unittest.mock import ANY
 
-    from iiif_visual_search.catalogue import Catalogue, RegionRow, canvas_id_for, region_id_for
+    from iiif_visual_search.catalogue import (
+        Catalogue,
+        RegionRow,
+        canvas_id_for,
+        region_id_for,
+    )
     from iiif_visual_search.config import load_settings
     from iiif_visual_search.embed import fingerprint as fp
     from iiif_visual_search.embed.run import run_embed, update_keypoint_index

@@ -5,13 +5,17 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from real_crops import real_crops
 
 from iiif_visual_search.embed import local_features as lf
 from iiif_visual_search.embed.protocol import augment_all
 from iiif_visual_search.index import keypoints as kpi
-from iiif_visual_search.index.keypoints import KeypointIndex, records_of, search_keypoints, update_keypoint_index
-
-from real_crops import real_crops
+from iiif_visual_search.index.keypoints import (
+    KeypointIndex,
+    records_of,
+    search_keypoints,
+    update_keypoint_index,
+)
 
 N = 16
 

@@ -90,7 +90,12 @@ def _rerank(store: VectorStore, local_q, q: np.ndarray,  # noqa: ANN001 - LocalF
     index votes for) verified and put first in verification order; the rest after, in cosine order.
     Returns the hits and the inliers of the verified ones."""
     from .embed import local_features as lf
-    from .embed.fingerprint import RERANK_CANDIDATES, VOTED_CANDIDATES, shortlist, verify
+    from .embed.fingerprint import (
+        RERANK_CANDIDATES,
+        VOTED_CANDIDATES,
+        shortlist,
+        verify,
+    )
     from .index.keypoints import search_keypoints
 
     head = raw[:RERANK_CANDIDATES]

@@ -30,7 +30,14 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ..embed.local_features import DESC, KEYPOINTS, LocalFeatures, LocalFeatureStore, record_dtype, unit_descriptors
+from ..embed.local_features import (
+    DESC,
+    KEYPOINTS,
+    LocalFeatures,
+    LocalFeatureStore,
+    record_dtype,
+    unit_descriptors,
+)
 from .vectors import _stat, atomic_write_bytes
 
 IVF_THRESHOLD = 100_000   # descriptors (~400 regions): exact search of 256 query keypoints stays < ~50 ms
