@@ -56,10 +56,10 @@ def ingest_demo(settings: Settings, source: Path, shared_data: Path, *, quiet: b
             raise click.ClickException("nothing could be ingested (see 'ivs quarantine')")
 
 
-def embed_and_index(settings: Settings, models: list[str]) -> list[str]:
+def embed_and_index(settings: Settings, models: list[str], *, quiet: bool = False) -> list[str]:
     """Embed and index every fetched region with each model that can be loaded here; returns those indexed."""
     from ..embed.models import EmbedderUnavailable, get_embedder
-    from ..embed.run import run_embed
+    from ..embed.run import run_embed, update_indexes
     from ..index.vectors import VectorStore
 
     done: list[str] = []
@@ -70,8 +70,8 @@ def embed_and_index(settings: Settings, models: list[str]) -> list[str]:
             except EmbedderUnavailable as exc:
                 click.echo(f"skipping {model}: {exc}", err=True)
                 continue
-            report = run_embed(catalogue, settings.data_dir, embedder=embedder)
-            stats = VectorStore(settings.data_dir, report.model, catalogue).update_index()
+            report = run_embed(catalogue, settings.data_dir, embedder=embedder, progress=not quiet)
+            stats = update_indexes(VectorStore(settings.data_dir, report.model, catalogue))
             click.echo(f"{report.model}: {report.embedded} embedded, {report.failed} failed; index {stats}",
                        err=True)
             done.append(report.model)
@@ -105,7 +105,7 @@ def demo(ctx: click.Context, source: Path, shared_data: Path, models: tuple[str,
         report = run_fetch(catalogue, settings, FetchOptions(progress=not quiet))
     click.echo(f"fetched {report.fetched} region image(s), {report.failed} failed, "
                f"{report.already_cached} already cached", err=True)
-    indexed = embed_and_index(settings, list(models))
+    indexed = embed_and_index(settings, list(models), quiet=quiet)
     if not indexed:
         raise click.ClickException("no embedding model could be loaded, so there is nothing to search")
     from .status_cmd import status

@@ -27,7 +27,7 @@ def embed(ctx: click.Context, model: str, device: str | None, precision: str, ba
           workers: int | None, limit: int | None, no_index: bool) -> None:
     """Embed every region image without a vector of MODEL yet (interrupted runs resume)."""
     from ..embed.models import EmbedderUnavailable, get_embedder
-    from ..embed.run import run_embed, update_keypoint_index
+    from ..embed.run import run_embed, update_indexes
     from ..index.vectors import IndexMismatch, VectorStore
 
     settings = settings_from(ctx)
@@ -41,10 +41,7 @@ def embed(ctx: click.Context, model: str, device: str | None, precision: str, ba
     click.echo(f"{report.model}: embedded {report.embedded}, failed {report.failed} "
                f"({report.images_per_second:.1f} img/s)", err=True)
     if not no_index:
-        store = VectorStore(settings.data_dir, report.model, catalogue)
-        stats = store.update_index()
-        if (keypoints := update_keypoint_index(store)) is not None:
-            stats["keypoints"] = keypoints
+        stats = update_indexes(VectorStore(settings.data_dir, report.model, catalogue))
         click.echo(f"index {report.model}: {stats}", err=True)
 
 
@@ -55,7 +52,7 @@ def embed(ctx: click.Context, model: str, device: str | None, precision: str, ba
 def index(ctx: click.Context, model: str, compact: bool) -> None:
     """Bring MODEL's FAISS index up to date with the catalogue (incremental unless --compact)."""
     from ..embed.models import model_key
-    from ..embed.run import update_keypoint_index
+    from ..embed.run import update_indexes
     from ..index.vectors import VectorStore
 
     settings = settings_from(ctx)
@@ -64,10 +61,7 @@ def index(ctx: click.Context, model: str, compact: bool) -> None:
         store = VectorStore(settings.data_dir, model_key(model), catalogue)
     except FileNotFoundError as e:
         raise click.ClickException(str(e)) from e
-    stats: dict = {"model": store.key, **store.update_index(compact=compact)}
-    if (keypoints := update_keypoint_index(store, compact=compact)) is not None:
-        stats["keypoints"] = keypoints  # the fingerprint's descriptor index, kept beside its vector index
-    click.echo(json.dumps(stats))
+    click.echo(json.dumps({"model": store.key, **update_indexes(store, compact=compact)}))
 
 
 @click.command()

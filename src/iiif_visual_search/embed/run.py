@@ -13,6 +13,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -79,6 +80,15 @@ def update_keypoint_index(store, compact: bool = False) -> dict[str, int | str] 
 
     return update(store.dir, store.live_rows() if store.catalogue is not None else None,
                   rows_limit=len(store.file), compact=compact)
+
+
+def update_indexes(store, compact: bool = False) -> dict[str, Any]:  # noqa: ANN001 - VectorStore
+    """Every search index of a vector set brought up to date: the FAISS vector index and, for the
+    fingerprint, its keypoint index. Returns the statistics of both."""
+    stats: dict[str, Any] = dict(store.update_index(compact=compact))
+    if (keypoints := update_keypoint_index(store, compact=compact)) is not None:
+        stats["keypoints"] = keypoints
+    return stats
 
 
 def run_embed(catalogue, data_dir: Path | str, model: str | None = None, *,  # noqa: ANN001
