@@ -1,0 +1,42 @@
+"""``ivs demo``, the README's main job: offline it says so, builds the local sample and runs the pipeline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from datapaths import shared
+
+
+def test_demo_offline_falls_back_to_the_local_sample_and_indexes_it(tmp_path: Path) -> None:
+    shared_data = shared()
+    # A collection whose manifests live on a host that cannot be reached: what "no network" looks like.
+    collection = tmp_path / "collection.json"
+    collection.write_text(json.dumps({
+        "@context": "http://iiif.io/api/presentation/3/context.json",
+        "id": "https://example.org/demo.json", "type": "Collection", "label": {"en": ["demo"]},
+        "items": [{"id": "http://127.0.0.1:9/unreachable/manifest.json", "type": "Manifest"}],
+    }))
+    data = tmp_path / "data"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "IVS_DATA_DIR": str(data)}
+    result = subprocess.run(
+        [sys.executable, "-c", "from iiif_visual_search.cli import main; main()", "demo", "--no-serve", "-q",
+         "--source", str(collection), "--shared-data", str(shared_data)],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "No network: cannot reach 127.0.0.1" in result.stderr
+    assert "Using the local sample instead" in result.stderr
+    # siglip cannot be loaded here: skipped with a reason that says how to point at a local copy.
+    assert "skipping siglip" in result.stderr and "--model /path/to/dir" in result.stderr
+    assert "embeddings: fingerprint" in result.stdout
+    assert (data / "vectors" / "fingerprint" / "index.faiss").exists()
+    # Every step resumes: a second run has nothing left to do.
+    again = subprocess.run(
+        [sys.executable, "-c", "from iiif_visual_search.cli import main; main()", "demo", "--no-serve", "-q",
+         "--source", str(collection), "--shared-data", str(shared_data)],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "fetched 0 region image(s)" in again.stderr and "0 embedded" in again.stderr
