@@ -11,6 +11,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..records import LayoutRegion
 
 # The paper used the region's textual surroundings for TF-IDF search; a few sentences each side is
@@ -96,6 +98,7 @@ class PageText:
         self._gap = CAPTION_GAP * page_height
         self._overlap = CAPTION_OVERLAP * page_height
         self._by_top: list[TextBlock] | None = None
+        self._boxes: np.ndarray | None = None  # block boxes as an array, built on first use
         self._tops: list[float] = []
         self._by_bottom: list[TextBlock] = []
         self._bottoms: list[float] = []
@@ -170,28 +173,30 @@ class PageText:
                         best = (gap, block)
         return clip_head(self.text(best[1], limit), limit) if best else ""
 
-    def geometric_position(self, place: RegionPlace) -> int:
-        """Reading position from the page itself: after the last block of the region's column that starts
-        above the region's middle. For files that list their zones after all the text (eScriptorium)."""
-        middle = (place.y0 + place.y1) / 2
-        position = 0
-        for index, block in enumerate(self.blocks):
-            if self._hoverlaps(block, place.x0, place.x1) and (block.y0 + block.y1) / 2 < middle:
-                position = index + 1
-        return position
+    def _column(self, place: RegionPlace) -> tuple[np.ndarray, np.ndarray]:
+        """For every block: whether it shares the region's column, and its vertical middle."""
+        if self._boxes is None:
+            self._boxes = np.array([(b.x0, b.y0, b.x1, b.y1) for b in self.blocks], dtype=np.float64).reshape(-1, 4)
+        x0, y0, x1, y1 = self._boxes.T
+        overlap = np.minimum(x1, place.x1) - np.maximum(x0, place.x0)
+        narrower = np.minimum(x1 - x0, place.x1 - place.x0)
+        same_column = (overlap > 0) & (overlap >= CAPTION_MIN_HOVERLAP * narrower)
+        return same_column, (y0 + y1) / 2
 
     def context(self, place: RegionPlace) -> RegionContext:
         caption = clip_head(place.own_text) if place.own_text else ""
         if not caption:
             caption = self.caption(place.x0, place.y0, place.x1, place.y1)
         position = place.position
-        middle = (place.y0 + place.y1) / 2
-        if not place.ordered and position >= len(self.blocks) and any(
-            self._hoverlaps(b, place.x0, place.x1) and (b.y0 + b.y1) / 2 > middle for b in self.blocks
-        ):
-            # Listed after every text block although text follows it on the page: the file's order
-            # says nothing about where the region is read.
-            position = self.geometric_position(place)
+        if not place.ordered and position >= len(self.blocks) and self.blocks:
+            # Listed after every text block: if text of its column follows it on the page, the file's order
+            # says nothing about where the region is read. Then it is read after the last block of its column
+            # that lies above its middle (eScriptorium writes all zones after the text).
+            same_column, middles = self._column(place)
+            middle = (place.y0 + place.y1) / 2
+            if bool(np.any(same_column & (middles > middle))):
+                above = np.flatnonzero(same_column & (middles < middle))
+                position = int(above[-1]) + 1 if above.size else 0
         return RegionContext(self.before(position), self.after(position), caption)
 
     def fill(self, regions: list[LayoutRegion], places: list[RegionPlace]) -> None:
