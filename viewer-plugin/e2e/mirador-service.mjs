@@ -9,128 +9,18 @@
 // `annotations.filteredMotivations` naming our motivation: Mirador 4.0.0 lists only commenting/tagging by
 // default), and its search panel sends a Content Search 1.0 query to the service and shows the hits.
 // Screenshots go to test-output/.
-import { spawn } from 'node:child_process';
-import {
-  createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, realpathSync,
-} from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
+import {
+  Skip, chromiumArgs, chromiumPath, freePort, getJson, ivsBin, logger, outDir, pluginDir, run as runIn,
+  sharedData, startServer, staticServer, writeManifests,
+} from './harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const pluginDir = path.resolve(here, '..');
-const repo = path.resolve(pluginDir, '..');
-// Real path: the manifests name files by their resolved path (../shared may be a link).
-const sharedDataLink = path.resolve(repo, '..', 'shared', 'data');
-const sharedData = existsSync(sharedDataLink) ? realpathSync(sharedDataLink) : sharedDataLink;
-const outDir = path.join(pluginDir, 'test-output');
-const ivsBin = process.env.IVS_BIN || path.join(repo, '.venv', 'bin', 'ivs');
-const python = path.join(path.dirname(ivsBin), 'python');
-const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const { check, log } = logger('mirador-service');
+const run = (cmd, args, env) => runIn(log, cmd, args, env);
 const miradorDist = path.join(pluginDir, 'node_modules', 'mirador', 'dist');
-
-class Skip extends Error {}
-
-function log(...args) { console.log('[mirador-service]', ...args); }
-
-function check(cond, message) {
-  if (!cond) throw new Error(`check failed: ${message}`);
-  log('ok -', message);
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
-    srv.on('error', reject);
-  });
-}
-
-function run(cmd, args, env) {
-  log('$', path.basename(cmd), args.join(' ').slice(0, 200));
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve(stdout);
-      else reject(new Error(`${path.basename(cmd)} ${args.join(' ')} failed (${code}):\n${stdout}\n${stderr}`));
-    });
-  });
-}
-
-/** Static files: /data/… = ../shared/data, /m/… = generated manifests and the page, /mirador/… = its dist. */
-function staticServer(roots, port) {
-  const types = {
-    '.html': 'text/html', '.jpg': 'image/jpeg', '.js': 'text/javascript', '.json': 'application/json',
-    '.png': 'image/png', '.xml': 'application/xml',
-  };
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url, 'http://x');
-    const [, prefix, ...rest] = decodeURIComponent(url.pathname).split('/');
-    const root = roots[prefix];
-    const file = root && path.resolve(root, rest.join('/'));
-    if (!file || !file.startsWith(root) || !existsSync(file) || !statSync(file).isFile()) {
-      res.writeHead(404); res.end('not found'); return;
-    }
-    res.writeHead(200, {
-      'Access-Control-Allow-Origin': '*', 'Content-Type': types[path.extname(file)] || 'application/octet-stream',
-    });
-    createReadStream(file).pipe(res);
-  });
-  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
-}
-
-/** One v3 manifest per incunabula page (woodcuts, initials, Latin and French text around them). */
-async function writeManifests(tmp, staticBase) {
-  const code = `
-import json, sys
-from pathlib import Path
-from iiif_visual_search.local_sample import shared_books, manifest_for
-books = [b for b in shared_books(Path(sys.argv[1])) if b.slug.startswith('incunabula-')]
-print(json.dumps([manifest_for(b, sys.argv[2]) for b in books]))`;
-  const manifests = JSON.parse(await run(python, ['-c', code, sharedData, `${staticBase}/m`]));
-  if (manifests.length < 1) throw new Skip('no incunabula page with its scan in ../shared/data');
-  const sharedUri = pathToFileURL(sharedData).href;
-  const items = manifests.map((m) => {
-    const text = JSON.stringify(m).split(sharedUri).join(`${staticBase}/data`);
-    const slug = m.id.split('/m/')[1].split('/')[0];
-    mkdirSync(path.join(tmp, 'm', slug), { recursive: true });
-    writeFileSync(path.join(tmp, 'm', slug, 'manifest.json'), text);
-    return { id: m.id, label: m.label, type: 'Manifest' };
-  });
-  writeFileSync(path.join(tmp, 'm', 'collection.json'), JSON.stringify({
-    '@context': 'http://iiif.io/api/presentation/3/context.json',
-    id: `${staticBase}/m/collection.json`, items, label: { en: ['Mirador test'] }, type: 'Collection',
-  }));
-  return `${staticBase}/m/collection.json`;
-}
-
-async function getJson(url) {
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-  return r.json();
-}
-
-async function startServer(dataDir, env) {
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const proc = spawn(ivsBin, ['--data-dir', dataDir, 'serve', '--host', '127.0.0.1', '--port', String(port),
-    '--base-url', base], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
-  for (let i = 0; i < 240; i += 1) {
-    if (proc.exitCode !== null) throw new Error(`ivs serve exited with ${proc.exitCode}`);
-    try { if ((await fetch(`${base}/health`)).ok) return { base, stop: () => proc.kill('SIGTERM') }; } catch (e) { /* not up */ }
-    await new Promise((r) => { setTimeout(r, 250); });
-  }
-  proc.kill('SIGTERM');
-  throw new Error('ivs serve did not answer within 60 s');
-}
 
 /** A manifest of the service whose canvas has regions, and a word of their context that search finds. */
 async function pickTarget(base) {
@@ -200,7 +90,7 @@ async function main() {
     const staticBase = `http://127.0.0.1:${staticPort}`;
     const files = await staticServer({ data: sharedData, m: path.join(tmp, 'm'), mirador: miradorDist }, staticPort);
     cleanups.push(() => files.close());
-    const collection = await writeManifests(tmp, staticBase);
+    const collection = await writeManifests(log, tmp, staticBase, { label: 'Mirador test' });
     const dataDir = path.join(tmp, 'ivs-data');
     const env = { IVS_DATA_DIR: dataDir };
     await run(ivsBin, ['--data-dir', dataDir, 'ingest', collection], env);
@@ -212,7 +102,7 @@ async function main() {
     writeFileSync(path.join(tmp, 'm', 'index.html'), pageHtml(target, `${staticBase}/mirador`));
 
     const browser = await chromium.launch({
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'], executablePath: chromiumPath,
+      args: chromiumArgs, executablePath: chromiumPath,
     });
     cleanups.unshift(() => browser.close());
     const page = await browser.newPage({ viewport: { height: 900, width: 1400 } });

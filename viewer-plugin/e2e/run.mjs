@@ -8,142 +8,24 @@
 // then opens /viewer and checks: a box drawn over a woodcut finds that woodcut first; clicking a hit
 // in another book opens a new window on the hit's canvas with the region highlighted; picking a
 // marked region finds results too. Screenshots go to test-output/.
-import { spawn } from 'node:child_process';
-import {
-  createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, realpathSync,
-} from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
+import {
+  Skip, chromiumArgs, chromiumPath, getJson, ivsBin, logger, outDir, pluginDir, sharedData, startServer,
+  staticServer, freePort, run as runIn, writeManifests,
+} from './harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const pluginDir = path.resolve(here, '..');
-const repo = path.resolve(pluginDir, '..');
-// Real path: the manifests name files by their resolved path (../shared may be a link).
-const sharedDataLink = path.resolve(repo, '..', 'shared', 'data');
-const sharedData = existsSync(sharedDataLink) ? realpathSync(sharedDataLink) : sharedDataLink;
-const outDir = path.join(pluginDir, 'test-output');
-const ivsBin = process.env.IVS_BIN || path.join(repo, '.venv', 'bin', 'ivs');
-const python = path.join(path.dirname(ivsBin), 'python');
-const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const { check, log } = logger('e2e');
+const run = (cmd, args, env) => runIn(log, cmd, args, env);
 const bundle = path.join(pluginDir, 'dist', 'mirador-find-similar.viewer.js');
-
-class Skip extends Error {}
-
-function log(...args) { console.log('[e2e]', ...args); }
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
-    srv.on('error', reject);
-  });
-}
-
-// Asynchronous on purpose: the static server lives in this process and must keep answering.
-function run(cmd, args, env) {
-  log('$', path.basename(cmd), args.join(' ').slice(0, 200));
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve(stdout);
-      else reject(new Error(`${path.basename(cmd)} ${args.join(' ')} failed (${code}):\n${stdout}\n${stderr}`));
-    });
-  });
-}
-
-/** A static server: /data/… = ../shared/data, /m/… = the generated manifests. */
-function staticServer(roots, port) {
-  const types = {
-    '.jpg': 'image/jpeg', '.json': 'application/json', '.png': 'image/png', '.xml': 'application/xml',
-  };
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url, 'http://x');
-    const [, prefix, ...rest] = decodeURIComponent(url.pathname).split('/');
-    const root = roots[prefix];
-    const file = root && path.resolve(root, rest.join('/'));
-    if (!file || !file.startsWith(root) || !existsSync(file) || !statSync(file).isFile()) {
-      res.writeHead(404); res.end('not found'); return;
-    }
-    res.writeHead(200, {
-      'Access-Control-Allow-Origin': '*', 'Content-Type': types[path.extname(file)] || 'application/octet-stream',
-    });
-    createReadStream(file).pipe(res);
-  });
-  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
-}
-
-/** Manifests for the incunabula pages (one book each: woodcuts and initials), with http:// links. */
-async function writeManifests(tmp, staticBase) {
-  const code = `
-import json, sys
-from pathlib import Path
-from iiif_visual_search.local_sample import shared_books, manifest_for
-books = [b for b in shared_books(Path(sys.argv[1])) if b.slug.startswith('incunabula-')]
-print(json.dumps([manifest_for(b, sys.argv[2]) for b in books]))`;
-  const manifests = JSON.parse(await run(python, ['-c', code, sharedData, `${staticBase}/m`]));
-  if (manifests.length < 2) throw new Skip('fewer than two incunabula books with scans in ../shared/data');
-  const sharedUri = pathToFileURL(sharedData).href;
-  const items = manifests.map((m) => {
-    const text = JSON.stringify(m).split(sharedUri).join(`${staticBase}/data`);
-    const slug = m.id.split('/m/')[1].split('/')[0];
-    mkdirSync(path.join(tmp, 'm', slug), { recursive: true });
-    writeFileSync(path.join(tmp, 'm', slug, 'manifest.json'), text);
-    return { id: m.id, label: m.label, type: 'Manifest' };
-  });
-  writeFileSync(path.join(tmp, 'm', 'collection.json'), JSON.stringify({
-    '@context': 'http://iiif.io/api/presentation/3/context.json',
-    id: `${staticBase}/m/collection.json`,
-    items,
-    label: { en: ['e2e incunabula'] },
-    type: 'Collection',
-  }));
-  return `${staticBase}/m/collection.json`;
-}
-
-async function waitForHttp(url, proc, seconds = 60) {
-  for (let i = 0; i < seconds * 4; i += 1) {
-    if (proc.exitCode !== null) throw new Error(`ivs serve exited with ${proc.exitCode}`);
-    try { const r = await fetch(url); if (r.status < 500) return; } catch (e) { /* not up yet */ }
-    await new Promise((r) => { setTimeout(r, 250); });
-  }
-  throw new Error(`${url} did not answer within ${seconds}s`);
-}
-
-/** `ivs serve` on a free port. */
-async function startServer(dataDir, env) {
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const args = ['--data-dir', dataDir, 'serve', '--host', '127.0.0.1', '--port', String(port), '--base-url', base];
-  const proc = spawn(ivsBin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
-  await waitForHttp(`${base}/collection`, proc);
-  return { base, stop: () => proc.kill('SIGTERM') };
-}
-
-async function getJson(url) {
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`GET ${url}: HTTP ${r.status}`);
-  return r.json();
-}
 
 function iou(a, b) {
   const w = Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]);
   const h = Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]);
   const inter = w > 0 && h > 0 ? w * h : 0;
   return inter / (a[2] * a[3] + b[2] * b[3] - inter);
-}
-
-function check(cond, message) {
-  if (!cond) throw new Error(`check failed: ${message}`);
-  log('ok -', message);
 }
 
 /** Canvas xywh → page pixels, through the window's OSD viewport (single view: world = canvas units). */
@@ -176,7 +58,7 @@ async function main() {
     const staticBase = `http://127.0.0.1:${staticPort}`;
     const files = await staticServer({ data: sharedData, m: path.join(tmp, 'm') }, staticPort);
     cleanups.push(() => files.close());
-    const collection = await writeManifests(tmp, staticBase);
+    const collection = await writeManifests(log, tmp, staticBase, { minBooks: 2 });
 
     const dataDir = path.join(tmp, 'ivs-data');
     const env = { IVS_ALLOW_PRIVATE_URLS: '1', IVS_DATA_DIR: dataDir };
@@ -212,7 +94,7 @@ async function main() {
     check(query !== null, `a region to query (${query && query.xywh})`);
 
     const browser = await chromium.launch({
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'], executablePath: chromiumPath,
+      args: chromiumArgs, executablePath: chromiumPath,
     });
     cleanups.unshift(() => browser.close());
     const page = await browser.newPage({ viewport: { height: 900, width: 1400 } });
