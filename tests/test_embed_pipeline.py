@@ -155,3 +155,44 @@ def test_a_region_whose_image_changed_is_embedded_again(data_dir) -> None:
     old, new = VectorStore(data_dir, "fingerprint", cat).vectors_for([changed, donor])
     assert float(old @ new) > 0.999
     assert run_embed(cat, data_dir, "fingerprint", progress=False).embedded == 0
+
+
+def test_zero_shot_labels_every_region_with_a_local_siglip(data_dir, tmp_path) -> None:
+    """``ivs classify zero-shot`` with a checkpoint folder (what a site without the hub uses)."""
+    model_dir = build_siglip(tmp_path / "models")
+    runner = CliRunner()
+    base = ["--data-dir", str(data_dir)]
+    res = runner.invoke(main, [*base, "embed", "--model", str(model_dir)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, [*base, "classify", "zero-shot", "--model", str(model_dir), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output[res.output.index("{"):])
+    assert out["labelled"] == N and sum(out["by_class"].values()) == N
+    cat = Catalogue(data_dir / "catalogue.sqlite")
+    rows = cat.query("SELECT label, probability, model_version FROM label WHERE source='model'")
+    assert len(rows) == N
+    assert all(0 < r["probability"] <= 1 and r["model_version"] == out["model_version"] for r in rows)
+
+
+def test_zero_shot_picks_the_class_whose_prompts_match() -> None:
+    from iiif_visual_search.classify.zeroshot import class_prompts, text_vectors, zero_shot
+
+    class Words:
+        """Text vectors from a fixed vocabulary: one axis per keyword."""
+        axes = ("map", "music", "blank")
+
+        def embed_texts(self, texts: list[str]) -> np.ndarray:
+            rows = np.array([[float(a in t) for a in self.axes] for t in texts]) + 1e-3
+            return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    prompts = class_prompts(["Map", "Musical notation", "Blank page"])
+    classes = list(prompts)
+    vectors = text_vectors(Words(), prompts)
+    images = np.array([[0.9, 0.1, 0.0], [0.0, 1.0, 0.1], [0.1, 0.0, 1.0]], dtype=np.float32)
+    images /= np.linalg.norm(images, axis=1, keepdims=True)
+    labels, probs = zero_shot(images, vectors, classes, temperature=100)
+    assert labels == ["Map", "Musical notation", "Blank page"]
+    assert all(p > 0.9 for p in probs)
+    # A low temperature flattens the probabilities but keeps the order.
+    labels_t1, probs_t1 = zero_shot(images, vectors, classes, temperature=1)
+    assert labels_t1 == labels and all(p < 0.6 for p in probs_t1)
