@@ -10,7 +10,6 @@ from ..catalogue import Catalogue
 from ..iiif.common import RegionView
 from ..index.text import is_noise
 
-
 _REGION_SELECT = """
 SELECT r.*, c.uri AS canvas_uri, c.position AS canvas_position, c.width AS canvas_width,
        c.height AS canvas_height, c.image_service, c.image_service_version, c.image_width, c.image_height,

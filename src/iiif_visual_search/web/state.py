@@ -1,0 +1,118 @@
+"""What every handler shares: the service's state (settings, catalogue, text index, find-similar) and the
+checks of query parameters, which answer 400 with the reason."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from ..catalogue import Catalogue
+from ..config import Settings
+from ..iiif.common import Urls
+from ..index.text import TextIndex, open_text_index
+from .errors import ApiError
+from .options import ServeOptions
+from .store import Store
+
+DEFAULT_MODEL = "siglip"
+
+
+class JsonLd(JSONResponse):
+    """IIIF JSON: the media type names the spec (and its context profile), the body is compact UTF-8."""
+
+    def __init__(self, content: Any, media: str, status_code: int = 200) -> None:
+        super().__init__(content, status_code=status_code)
+        self.headers["content-type"] = media
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class State:
+    """What the handlers share: settings, the catalogue, the text index and its last sync time."""
+
+    def __init__(self, settings: Settings, options: ServeOptions,
+                 similar_backend: Callable[..., list[Any]] | None) -> None:
+        self.settings = settings
+        self.options = options
+        self.urls = Urls(settings.base_url)
+        self.catalogue = Catalogue(settings.catalogue_path)
+        self.store = Store(self.catalogue)
+        self.text: TextIndex = open_text_index(settings.data_dir, hidden_classes=settings.hidden_classes)
+        self._synced_at = 0.0
+        self._sync_lock = threading.Lock()
+        self._similar_backend = similar_backend
+
+    def text_index(self) -> TextIndex:
+        now = time.monotonic()
+        if now - self._synced_at >= self.options.index_sync_interval_s and self._sync_lock.acquire(blocking=False):
+            try:
+                self.text.sync(self.catalogue)
+                self._synced_at = time.monotonic()
+            finally:
+                self._sync_lock.release()
+        return self.text
+
+    def find_similar(self, **kwargs: Any) -> list[Any]:
+        backend = self._similar_backend
+        if backend is None:
+            try:
+                from ..similar import (
+                    find_similar,  # issue 4: embeddings + FAISS; heavy, import on first use
+                )
+            except ImportError as exc:
+                raise ApiError(503, f"find-similar is not available in this installation ({exc})") from None
+            backend = self._similar_backend = find_similar
+        try:
+            return backend(self.catalogue, self.settings, **kwargs)
+        except ApiError:
+            raise
+        except FileNotFoundError as exc:
+            raise ApiError(503, f"no vector index for model {kwargs.get('model')!r} yet: run 'ivs embed' "
+                                f"and 'ivs index' ({exc})") from None
+        except KeyError as exc:
+            raise ApiError(404, f"not found: {exc}") from None
+        except (ValueError, TypeError, NotImplementedError) as exc:
+            raise ApiError(422, str(exc)) from None
+
+
+def state(request: Request) -> State:
+    """The service's shared state, from any handler."""
+    return request.app.state.ivs
+
+
+# --- parameter helpers --------------------------------------------------------------------------------------
+
+
+def int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"parameter {name} must be an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ApiError(400, f"parameter {name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def list_param(request: Request, name: str) -> list[str]:
+    return [v.strip() for raw in request.query_params.getlist(name) for v in raw.split(",") if v.strip()]
+
+
+def manifest_row(request: Request, ref: str) -> Any:
+    row = state(request).store.manifest(ref)
+    if row is None:
+        raise ApiError(404, f"no manifest {ref!r} in the catalogue")
+    return row
+
+
+def query_params(request: Request) -> dict[str, str]:
+    return {k: v for k, v in request.query_params.items()}
