@@ -692,3 +692,22 @@ def test_every_cut_of_a_real_manifest_is_reported_as_truncated() -> None:
     for cut in sorted(cuts):
         with pytest.raises(ManifestError, match="truncated JSON"):
             parse_bytes(data[:cut], url="u")
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        ({"@id": "https://x.org/b/alto/0001.xml", "format": "text/xml"}, ("alto", "https://x.org/b/alto/0001.xml")),
+        ({"id": "https://x.org/b/p1.xml", "format": "application/xml", "label": {"en": ["ALTO XML"]}},
+         ("alto", "https://x.org/b/p1.xml")),
+        ({"id": "https://x.org/b/p1.xml", "format": "application/xml", "label": "PAGE XML"},
+         ("page", "https://x.org/b/p1.xml")),
+        ({"id": "https://x.org/b/mets.xml", "format": "application/xml"}, None),
+        ({"id": "https://x.org/b/alto/p1.pdf", "format": "application/pdf"}, None),
+    ],
+)
+def test_xml_links_without_a_profile_are_judged_by_label_or_path(item: dict, expected: tuple | None) -> None:
+    from iiif_visual_search.sources.manifest import classify_layout_link
+
+    link = classify_layout_link(item)
+    assert (None if link is None else (link.format, link.url)) == expected

@@ -628,6 +628,14 @@ def classify_layout_link(item: Any) -> LayoutLink | None:
         return LayoutLink(url=url, format="page")
     if not fmt and not profiles:
         return _layout_from_url(url)
+    if "xml" in fmt and not profiles:
+        # An XML link that names no profile: its label ("ALTO XML") or its path says what it is.
+        label = text_of(item.get("label")).lower()
+        if "alto" in label:
+            return LayoutLink(url=url, format="alto")
+        if "page xml" in label or "page-xml" in label or "pagexml" in label:
+            return LayoutLink(url=url, format="page")
+        return _layout_from_url(url)
     return None
 
 
