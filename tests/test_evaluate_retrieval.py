@@ -88,3 +88,7 @@ def test_cli_evaluate_retrieval_on_an_image_folder(tmp_path: Path) -> None:
     data = json.loads(result.output[result.output.index("{"):])
     assert data["n"] == 12 and 0 <= data["models"]["fingerprint"]["top1"] <= 1
     assert Path(data["files"]["plot"]).exists()
+    # The failure list holds exactly the queries whose original was not found first (a bug once listed all).
+    missed = data["models"]["fingerprint"]["counts"]["top1"]
+    assert len(data["failures"]) == data["n"] - missed
+    assert all(f["rank"] > 1 for f in data["failures"])

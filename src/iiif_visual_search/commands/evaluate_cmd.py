@@ -30,8 +30,8 @@ def evaluate() -> None:
 @click.option("--limit", type=int, default=None, help="At most this many images (first in order).")
 @click.option("--seed", type=int, default=42, show_default=True, help="The paper's seed.")
 @click.option("--failure-rank", type=int, default=1, show_default=True,
-              help="Queries whose original ranks at this 1-based position or worse go on the contact sheet "
-                   "(1 = every query not found first).")
+              help="Queries whose original is not within the top N go on the contact sheet and the failure "
+                   "list (1 = every query not found first).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -59,7 +59,7 @@ def retrieval(ctx: click.Context, models: tuple[str, ...], region_ids: str | Non
                                    "or pass --images DIR")
     embedders = {m: get_embedder(m) for m in models}
     report = run_retrieval(items, embedders, seed=seed)
-    summary = write_outputs(report, out_dir or settings.data_dir / "evaluation", max(0, failure_rank - 1))
+    summary = write_outputs(report, out_dir or settings.data_dir / "evaluation", max(0, failure_rank))
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     else:

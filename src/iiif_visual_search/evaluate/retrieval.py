@@ -155,7 +155,8 @@ def save_plot(report: RetrievalReport, path: Path) -> Path:
 
 
 def failures(report: RetrievalReport, min_rank: int = 1) -> list[tuple[str, int, int]]:
-    """(model, query index, rank) for every query whose original ranked at ``min_rank`` or worse."""
+    """(model, query index, 0-based rank) for every query whose original ranked at ``min_rank`` (0-based) or
+    worse: ``min_rank=1`` lists every query whose original was not the first hit."""
     return [(res.model, i, int(r)) for res in report.results for i, r in enumerate(res.ranks) if r >= min_rank]
 
 
