@@ -26,6 +26,12 @@ classes_option = click.option("--classes", "classes_spec", default=None,
                                    "(default: the paper's seven).")
 
 
+def _echo_counts(counts: dict[str, int]) -> None:
+    """Regions per class, most first."""
+    for label, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {label:<30} {n:>7}")
+
+
 @click.group()
 def classify() -> None:
     """Label regions: import manual labels, train and apply a classifier, or label zero-shot."""
@@ -65,8 +71,7 @@ def import_labels(ctx: click.Context, path: Path, fmt: str, multi: str, toleranc
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
     click.echo(f"read {out['read']} labelled items, stored {stored} manual labels")
-    for label, n in sorted(counts.items(), key=lambda kv: -kv[1]):
-        click.echo(f"  {label:<30} {n:>6}")
+    _echo_counts(counts)
     for key, n in out["unmatched"].items():
         if n:
             click.echo(f"  unmatched ({key}): {n}")
@@ -163,8 +168,7 @@ def apply(ctx: click.Context, model_dir: Path | None, as_json: bool) -> None:
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
     click.echo(f"labelled {out['labelled']} regions with {clf.version}")
-    for label, n in sorted(counts.items(), key=lambda kv: -kv[1]):
-        click.echo(f"  {label:<30} {n:>7}")
+    _echo_counts(counts)
 
 
 @classify.command("zero-shot")
@@ -202,5 +206,4 @@ def zero_shot_cmd(ctx: click.Context, model: str, classes_spec: str | None, temp
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
     click.echo(f"labelled {len(ids)} regions with {version}")
-    for label, n in sorted(counts.items(), key=lambda kv: -kv[1]):
-        click.echo(f"  {label:<30} {n:>7}")
+    _echo_counts(counts)
