@@ -310,6 +310,21 @@ def test_similar_by_text_and_vector(env: Any, p3: Any) -> None:
     assert client.post("/similar", content=b"x", headers={"content-type": "text/plain"}).status_code == 415
 
 
+def test_similar_model_without_text_tower_is_client_error(env: Any) -> None:
+    # Was a 500 with no CORS header: EmbedderUnavailable (fingerprint or vit asked for text) fell through.
+    from iiif_visual_search.embed.models import EmbedderUnavailable
+
+    client, catalogue, manifests, fake = env
+    region = next(r["id"] for r in catalogue.regions(manifests[3]) if not is_noise(r["flags"]))
+    fake.fail = EmbedderUnavailable("fingerprint is an image-only descriptor: text search needs siglip or clip")
+    try:
+        assert "image-only" in get(client, "/similar?text=a%20map&model=fingerprint", 422)["error"]
+        assert client.post("/similar?model=fingerprint", json={"text": "a map"}).status_code == 422
+        assert get(client, f"/similar/{region}?model=siglip", 503)["status"] == 503
+    finally:
+        fake.fail = None
+
+
 def test_similar_upload_real_crop(env: Any, p3: Any) -> None:
     client, _, _, fake = env
     crop = SHARED_DATA / "bnf-lacroix-alto-crops" / "expected_crops" / "220169-2-1.jpg"

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 
 from ..catalogue import Catalogue
 from ..config import Settings
+from ..embed.models import EmbedderUnavailable
 from ..iiif.common import Urls
 from ..index.text import TextIndex, open_text_index
 from .errors import ApiError
@@ -73,6 +74,10 @@ class State:
             return backend(self.catalogue, self.settings, **kwargs)
         except ApiError:
             raise
+        except EmbedderUnavailable as exc:
+            # A text query to a model without a text tower (fingerprint, vit) is the client's choice to change;
+            # a model whose weights cannot be loaded here is the service's.
+            raise ApiError(422 if kwargs.get("text") is not None else 503, str(exc)) from None
         except FileNotFoundError as exc:
             raise ApiError(503, f"no vector index for model {kwargs.get('model')!r} yet: run 'ivs embed' "
                                 f"and 'ivs index' ({exc})") from None
