@@ -325,6 +325,21 @@ def test_similar_model_without_text_tower_is_client_error(env: Any) -> None:
         fake.fail = None
 
 
+def test_unexpected_error_is_json_500_with_cors(env: Any) -> None:
+    # Starlette's last-resort handler sits outside the CORS middleware: its 500 carried no CORS header.
+    client, _, _, fake = env
+    fake.fail = RuntimeError("boom")
+    try:
+        with TestClient(client.app, raise_server_exceptions=False) as raw:
+            response = raw.get("/similar?text=a%20map")
+    finally:
+        fake.fail = None
+    assert response.status_code == 500
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert response.json() == {"error": "internal error (RuntimeError); see the server log", "status": 500}
+    assert "boom" not in response.text
+
+
 def test_similar_upload_real_crop(env: Any, p3: Any) -> None:
     client, _, _, fake = env
     crop = SHARED_DATA / "bnf-lacroix-alto-crops" / "expected_crops" / "220169-2-1.jpg"

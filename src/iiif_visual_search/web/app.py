@@ -25,7 +25,7 @@ from .. import __version__
 from ..config import Settings
 from . import content_search, find_similar, harvest, presentation
 from .errors import ApiError, api_error, error_response, http_error, server_error
-from .middleware import AlwaysCors, BodyLimit
+from .middleware import AlwaysCors, BodyLimit, CatchErrors
 from .openapi import openapi
 from .options import ServeOptions
 from .pages import page_routes
@@ -81,6 +81,7 @@ def create_app(settings: Settings, options: ServeOptions | None = None, *,
             Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"],
                        allow_headers=["*"], max_age=86400),
             Middleware(BodyLimit, max_bytes=opts.max_body_bytes),
+            Middleware(CatchErrors),
         ],
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: server_error},
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import ApiError, error_response
+from .errors import ApiError, error_response, log
 
 
 class BodyLimit:
@@ -58,3 +58,33 @@ class AlwaysCors:
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
+
+
+class CatchErrors:
+    """An unexpected exception becomes the JSON 500 here, inside the CORS middleware: Starlette's own
+    last-resort handler sits outside every middleware, so its 500 had no CORS header (a browser viewer saw a
+    network error) and, re-raising, made uvicorn reset the connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception as exc:
+            if started:
+                raise
+            log.exception("unhandled error on %s", scope.get("path"))
+            await error_response(500, f"internal error ({type(exc).__name__}); see the server log")(
+                scope, receive, send)
