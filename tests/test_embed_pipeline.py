@@ -196,3 +196,18 @@ def test_zero_shot_picks_the_class_whose_prompts_match() -> None:
     # A low temperature flattens the probabilities but keeps the order.
     labels_t1, probs_t1 = zero_shot(images, vectors, classes, temperature=1)
     assert labels_t1 == labels and all(p < 0.6 for p in probs_t1)
+
+
+def test_cli_similar_rejects_k_below_one_and_names_an_unknown_region(data_dir) -> None:
+    """``--k 0`` printed nothing and ``--k -1`` printed every region; an unknown region id was blamed on a
+    missing embedding, in KeyError quotes."""
+    runner = CliRunner()
+    base = ["--data-dir", str(data_dir)]
+    assert runner.invoke(main, [*base, "embed", "--model", "fingerprint"]).exit_code == 0
+    some = _region_ids(Catalogue(data_dir / "catalogue.sqlite"))[0]
+    for k in ("0", "-1"):
+        res = runner.invoke(main, [*base, "similar", "--region", some, "--model", "fingerprint", "--k", k])
+        assert res.exit_code == 2 and "--k" in res.output, res.output
+    res = runner.invoke(main, [*base, "similar", "--region", "rnope", "--model", "fingerprint"])
+    assert res.exit_code == 1
+    assert "Error: no region 'rnope' in the catalogue" in res.output and '"' not in res.output, res.output

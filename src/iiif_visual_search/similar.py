@@ -55,6 +55,8 @@ def query_vector(catalogue, store: VectorStore, *, region_id: str | None = None,
     if sum(given) != 1:
         raise ValueError("give exactly one of region_id, image, vector, text")
     if region_id is not None:
+        if catalogue.region(region_id) is None:  # say so, rather than blame a missing embedding
+            raise KeyError(f"no region {region_id!r} in the catalogue (see 'ivs regions')")
         return store.vectors_for([region_id])
     if vector is not None:
         v = np.asarray(vector, dtype=np.float32).reshape(1, -1)

@@ -69,7 +69,7 @@ def index(ctx: click.Context, model: str, compact: bool) -> None:
 @click.option("--region", "region_id", help="Query by a region id of the catalogue")
 @click.option("--text", help="Query by text (siglip and clip)")
 @click.option("--model", "-m", default="siglip", show_default=True, help="Model name or stored vector-set key")
-@click.option("--k", "k", type=int, default=50, show_default=True)
+@click.option("--k", "k", type=click.IntRange(min=1), default=50, show_default=True, help="Number of hits")
 @click.option("--manifest", default=None, help="Only hits in this manifest (id or URI)")
 @click.option("--class", "classes", multiple=True, help="Only hits with this class label (repeatable)")
 @click.option("--exclude-class", "exclude_classes", multiple=True,
@@ -101,7 +101,9 @@ def similar(ctx: click.Context, image_path: str | None, region_id: str | None, t
                             text=text, k=k, manifest=manifest, classes=list(classes) or None,
                             exclude_classes=None if all_classes else
                             (list(exclude_classes) or list(settings.hidden_classes) or None))
-    except (EmbedderUnavailable, FileNotFoundError, KeyError, ValueError) as e:
+    except KeyError as e:  # str() of a KeyError is its repr, quotes and all
+        raise click.ClickException(str(e.args[0]) if e.args else "not found") from e
+    except (EmbedderUnavailable, FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     for hit in hits:
         if as_json:
