@@ -366,3 +366,17 @@ def test_label_changes_are_logged_for_harvesters(sample: Path, tmp_path: Path) -
         catalogue.set_labels([(rid, "Blank page", 0.6)], "model", "v3")
         logged = catalogue.query("SELECT kind, object_id FROM change WHERE seq > ?", (seq,))
     assert [(r["kind"], r["object_id"]) for r in logged] == [("update", rid), ("update", rid)]
+
+
+def test_layout_map_rejects_an_empty_layout_cell_and_position_zero(tmp_path: Path) -> None:
+    """``1,`` used to map canvas 1 onto the CSV's own folder (quarantined as "a folder, not a document"), and
+    ``0,…`` matched no canvas without a word."""
+    alto = shared("alto-variants", "nb-norway", "transkribus-alto-mm10.xml")
+    layout_map = tmp_path / "map.csv"
+    for row, says in (("1,", "empty canvas or layout"), (f",{alto}", "empty canvas or layout"),
+                      (f"0,{alto}", "canvas positions start at 1")):
+        layout_map.write_text(f"canvas,layout\n2,{alto}\n{row}\n", encoding="utf-8")
+        with pytest.raises(ValueError, match=says):
+            read_layout_map(layout_map)
+    layout_map.write_text(f"canvas,layout\n1,{alto}\n,,\n", encoding="utf-8")  # a blank row is still fine
+    assert list(read_layout_map(layout_map)) == ["#1"]

@@ -65,6 +65,11 @@ def read_layout_map(path: Path) -> dict[str, LayoutOverride]:
             canvas, layout = cells[0], cells[1]
             if line_no == 1 and canvas.lower() in ("canvas", "canvas_id", "position"):
                 continue
+            # An empty cell would resolve to the CSV's own folder, and position 0 matches no canvas.
+            if not canvas or not layout:
+                raise ValueError(f"{path}:{line_no}: empty canvas or layout in {row!r}")
+            if canvas.isdigit() and int(canvas) < 1:
+                raise ValueError(f"{path}:{line_no}: canvas positions start at 1, got {canvas!r}")
             fmt = cells[2].lower() if len(cells) > 2 else ""
             key = f"#{int(canvas)}" if canvas.isdigit() else canvas
             overrides[key] = LayoutOverride(resolve(layout, str(path.resolve())), fmt)
