@@ -283,6 +283,20 @@ def test_similar_by_region(env: Any, p3: Any) -> None:
     assert second["prev"]["id"] and second["items"][0]["region"] not in {i["region"] for i in doc["items"]}
 
 
+def test_similar_collection_and_pages_have_distinct_ids(env: Any) -> None:
+    # The first page had the collection's id: JSON-LD read them as one node, both collection and page.
+    client, catalogue, manifests, _ = env
+    region = next(r for r in catalogue.regions(manifests[3]) if not is_noise(r["flags"]))
+    doc = get(client, f"/similar/{region['id']}?k=5&size=2")
+    collection = doc["partOf"][0]
+    assert doc["id"] != collection["id"] and "page=" not in collection["id"]
+    assert doc["id"] == collection["first"]["id"]
+    assert get(client, collection["first"]["id"])["id"] == doc["id"]
+    second = get(client, doc["next"]["id"])
+    assert second["prev"]["id"] == doc["id"] and second["partOf"][0]["id"] == collection["id"]
+    assert get(client, collection["last"]["id"])["id"] == collection["last"]["id"]
+
+
 def test_similar_errors(env: Any) -> None:
     client, _, _, fake = env
     assert get(client, "/similar/r-nope", 404)["error"]

@@ -24,8 +24,10 @@ class SimilarHit:
 
 
 def _page_params(params: Mapping[str, Any], page: int | None) -> dict[str, Any]:
+    # Every page names its number, page 1 too: without it the first page had the collection's id, and JSON-LD
+    # merged the AnnotationCollection and its first AnnotationPage into one node.
     kept = {k: v for k, v in params.items() if k != "page"}
-    if page is not None and page > 1:
+    if page is not None:
         kept["page"] = page
     return kept
 
