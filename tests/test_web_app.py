@@ -462,6 +462,27 @@ def test_collection_points_at_augmented_manifests(env: Any, p3: Any) -> None:
         get(client, item["id"])
 
 
+def test_openapi_describes_what_the_server_does(env: Any) -> None:
+    # It left out the POST {"text"} body, offered page/size on POST (one unpaged answer) and capped size at 200
+    # while the server takes 500.
+    client, catalogue, manifests, fake = env
+    spec = get(client, "/openapi.json")
+    post = spec["paths"]["/similar"]["post"]
+    bodies = post["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    assert ["text"] in [b["required"] for b in bodies]
+    assert client.post("/similar?k=3", json={"text": "a map"}).status_code == 200
+    assert fake.calls[-1]["text"] == "a map"
+    assert not {"page", "size"} & {p["name"] for p in post["parameters"]}
+    region = next(r for r in catalogue.regions(manifests[3]) if not is_noise(r["flags"]))
+    for param in spec["paths"]["/similar/{region}"]["get"]["parameters"]:
+        top = param["schema"].get("maximum")
+        if top is not None:
+            get(client, f"/similar/{region['id']}?{param['name']}={top}")
+    for path in spec["paths"]:
+        if "{" not in path:
+            assert client.get(path).status_code != 404, path
+
+
 def test_health_openapi_errors_and_cors(env: Any) -> None:
     client, catalogue, _, _ = env
     health = get(client, "/health")

@@ -18,11 +18,14 @@ _FILTERS = [
     _param("model", "embedding model (siglip, clip, vit, fingerprint)", {"type": "string"}),
     _param("k", "how many similar regions in all (1..500)", {"type": "integer", "minimum": 1, "maximum": 500}),
     _param("page", "1-based page of the k hits", {"type": "integer", "minimum": 1}),
-    _param("size", "hits per page", {"type": "integer", "minimum": 1, "maximum": 200}),
+    _param("size", "hits per page", {"type": "integer", "minimum": 1, "maximum": 500}),
     _param("class", "only regions with this class label (repeat or comma-separate)", {"type": "string"}),
     _param("exclude", "no regions with this class label (repeat or comma-separate)", {"type": "string"}),
     _param("manifest", "only regions of this manifest (our id or its IIIF id)", {"type": "string"}),
 ]
+
+# POST answers one page of all k hits: page and size do not apply.
+_POST_FILTERS = [p for p in _FILTERS if p["name"] not in ("page", "size")]
 
 _PAGE = {"description": "an IIIF Presentation 3 AnnotationPage of similar regions",
          "content": {"application/ld+json": {"schema": {"type": "object"}}}}
@@ -35,7 +38,7 @@ def openapi(base_url: str) -> dict[str, Any]:
             "title": "iiif-visual-search",
             "version": __version__,
             "description": (
-                "Find-similar, harvest and health endpoints. The IIIF endpoints (augmented manifests, region "
+                "Find-similar, region image and health endpoints. The IIIF endpoints (augmented manifests, region "
                 "annotation pages, Content Search 1.0/2.0 and autocomplete at /search/{1,2}[/{manifest}] and "
                 "/autocomplete/{1,2}[/{manifest}], /collection, /annotations, /activity) follow their IIIF "
                 "specifications and are not repeated here."
@@ -46,7 +49,7 @@ def openapi(base_url: str) -> dict[str, Any]:
             "/similar/{region}": {"get": {
                 "summary": "Regions that look like an ingested region",
                 "parameters": [_param("region", "region id", {"type": "string"}, "path", True), *_FILTERS],
-                "responses": {"200": _PAGE, "404": _ERROR, "422": _ERROR, "503": _ERROR},
+                "responses": {"200": _PAGE, "400": _ERROR, "404": _ERROR, "422": _ERROR, "503": _ERROR},
             }},
             "/similar": {
                 "get": {
@@ -62,7 +65,7 @@ def openapi(base_url: str) -> dict[str, Any]:
                 },
                 "post": {
                     "summary": "Regions that look like an uploaded image, a vector, an image URL or a canvas box",
-                    "parameters": _FILTERS,
+                    "parameters": _POST_FILTERS,
                     "requestBody": {"content": {
                         "multipart/form-data": {"schema": {"type": "object", "properties": {
                             "image": {"type": "string", "format": "binary"}}, "required": ["image"]}},
@@ -73,6 +76,7 @@ def openapi(base_url: str) -> dict[str, Any]:
                              "required": ["image_url"]},
                             {"type": "object", "properties": {"canvas": {"type": "string"}, "xywh": {"type": "string"}},
                              "required": ["canvas", "xywh"]},
+                            {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
                         ]}},
                     }},
                     "responses": {"200": _PAGE, "400": _ERROR, "413": _ERROR, "415": _ERROR, "422": _ERROR,
