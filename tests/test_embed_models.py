@@ -149,3 +149,12 @@ def test_transparent_png_becomes_white_like_hf() -> None:
     ours = preprocess([im], SIGLIP_SPEC).numpy()[0]
     ref = SiglipImageProcessor(size={"height": 256, "width": 256}, resample=3)(images=im, return_tensors="np")["pixel_values"][0]
     assert np.abs(ours - ref).max() < 1e-4
+
+
+def test_a_missing_model_folder_is_named_as_a_folder(tmp_path) -> None:
+    """A path that is not a folder used to be looked up on the hub and answered with `hf download /the/path`."""
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    for source in (str(tmp_path / "no-such-dir"), str(tmp_path / "weights.bin")):
+        with pytest.raises(EmbedderUnavailable, match="no model folder at") as err:
+            HFEmbedder("x", source, allow_download=False)
+        assert "hf download" not in str(err.value)

@@ -190,6 +190,10 @@ class HFEmbedder:
 
         local = Path(source).expanduser()
         is_local = local.is_dir()
+        # A path is never a hub id: telling the user to `hf download /their/path` would send them astray.
+        if not is_local and (source.startswith(("/", "./", "../", "~")) or local.exists()):
+            raise EmbedderUnavailable(f"no model folder at {local}: give a checkpoint directory (with "
+                                      f"config.json), a hub id or one of siglip, clip, vit, fingerprint")
         if allow_download is None:
             allow_download = os.environ.get("HF_HUB_OFFLINE", "") in ("", "0")
         load_kw: dict[str, Any] = {} if is_local else {"local_files_only": not allow_download}
