@@ -339,6 +339,24 @@ def test_similar_model_without_text_tower_is_client_error(env: Any) -> None:
         fake.fail = None
 
 
+def test_similar_unknown_model_and_missing_vector_errors(env: Any) -> None:
+    # An unknown model answered 503 "not indexed yet" with the server's data directory in the message, and
+    # a missing vector answered not found: "..." with the KeyError's quotes.
+    client, catalogue, manifests, fake = env
+    region = next(r for r in catalogue.regions(manifests[3]) if not is_noise(r["flags"]))
+    fake.fail = FileNotFoundError("no vectors at /srv/ivs-data/vectors/bogus-1234: run 'ivs embed' first")
+    try:
+        bogus = get(client, f"/similar/{region['id']}?model=../../etc", 400)
+        assert "unknown model '../../etc'" in bogus["error"] and "/vectors" not in bogus["error"]
+        siglip = get(client, f"/similar/{region['id']}?model=siglip", 503)
+        assert "ivs embed" in siglip["error"] and "/vectors" not in siglip["error"]
+        fake.fail = KeyError(f"no clip vector for 1 region(s), e.g. ['{region['id']}']: run 'ivs embed'")
+        missing = get(client, f"/similar/{region['id']}?model=clip", 404)
+        assert missing["error"].startswith("not found: no clip vector")
+    finally:
+        fake.fail = None
+
+
 def test_unexpected_error_is_json_500_with_cors(env: Any) -> None:
     # Starlette's last-resort handler sits outside the CORS middleware: its 500 carried no CORS header.
     client, _, _, fake = env

@@ -14,9 +14,10 @@ from starlette.responses import JSONResponse
 
 from ..catalogue import Catalogue
 from ..config import Settings
-from ..embed.models import EmbedderUnavailable
+from ..embed.models import MODEL_NAMES, EmbedderUnavailable
 from ..iiif.common import Urls
 from ..index.text import TextIndex, open_text_index
+from ..index.vectors import list_models
 from .errors import ApiError
 from .options import ServeOptions
 from .store import Store
@@ -78,11 +79,18 @@ class State:
             # A text query to a model without a text tower (fingerprint, vit) is the client's choice to change;
             # a model whose weights cannot be loaded here is the service's.
             raise ApiError(422 if kwargs.get("text") is not None else 503, str(exc)) from None
-        except FileNotFoundError as exc:
-            raise ApiError(503, f"no vector index for model {kwargs.get('model')!r} yet: run 'ivs embed' "
-                                f"and 'ivs index' ({exc})") from None
+        except FileNotFoundError:
+            # The message names no server path: FileNotFoundError's text holds the data directory.
+            model = str(kwargs.get("model"))
+            indexed = sorted({n for d in list_models(self.settings.data_dir) for n in (d.name, d.key)})
+            if model not in MODEL_NAMES and model not in indexed:
+                raise ApiError(400, f"unknown model {model!r}; indexed here: {', '.join(indexed) or 'none'}") \
+                    from None
+            raise ApiError(503, f"no vector index for model {model!r} yet: run 'ivs embed' and 'ivs index'") \
+                from None
         except KeyError as exc:
-            raise ApiError(404, f"not found: {exc}") from None
+            # str(KeyError) is the repr of its argument: quotes and escapes in the message.
+            raise ApiError(404, f"not found: {exc.args[0] if exc.args else exc}") from None
         except (ValueError, TypeError, NotImplementedError) as exc:
             raise ApiError(422, str(exc)) from None
 
