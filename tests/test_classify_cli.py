@@ -89,3 +89,22 @@ def test_import_train_apply_evaluate(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "micro-F1" in res.output and (tmp_path / "ev" / "report.json").exists()
     assert not (tmp_path / "ev" / "model").exists()
+
+
+def test_import_labels_reports_a_broken_file_without_a_traceback(tmp_path: Path) -> None:
+    """Broken JSON, a list of numbers, non-UTF-8 bytes and a CSV without the columns all ended in tracebacks."""
+    runner = CliRunner()
+    cases = {"broken.json": (b'{"broken\n', "not valid JSON"),
+             "numbers.json": (b"[1, 2]", "expected a list of {url"),
+             "latin1.json": (b"\xff\xfe{}", "not UTF-8 text"),
+             "nolabel.csv": (b"foo,bar\n1,2\n", "expected columns region_id,label")}
+    for name, (body, says) in cases.items():
+        (tmp_path / name).write_bytes(body)
+        args = ["--data-dir", str(tmp_path / "d"), "classify", "import-labels", str(tmp_path / name)]
+        res = runner.invoke(main, [*args, "--format", "csv"] if name.endswith(".csv") else args)
+        assert res.exit_code == 1 and not isinstance(res.exception, (ValueError, AttributeError)), res.output
+        assert f"Error: {tmp_path / name}: {says}" in res.output, res.output
+    (tmp_path / "tasks.json").write_bytes(b'[{"data": {"image": "https://x/1,2,3,4/full/0/default.jpg"}}, 3]')
+    res = runner.invoke(main, ["--data-dir", str(tmp_path / "d"), "classify", "import-labels",
+                               str(tmp_path / "tasks.json"), "--format", "label-studio"])
+    assert res.exit_code == 1 and "expected Label Studio tasks" in res.output, res.output

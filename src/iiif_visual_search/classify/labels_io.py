@@ -98,6 +98,9 @@ def read_chr24(path: Path | str, classes: Sequence[str] = PAPER_CLASSES,
                     rows.setdefault(url, {})[column] = _truthy(value)
         elif isinstance(data, list):
             for record in data:
+                if not isinstance(record, dict):
+                    raise ValueError(f"{path}: expected a list of {{url: …, class: bool}} records, "
+                                     f"found a {type(record).__name__}")
                 url = str(record.get("url") or record.get("image") or "")
                 flags = {k: _truthy(v) for k, v in record.items() if k not in ("url", "image")}
                 for k in flags:
@@ -134,6 +137,8 @@ def read_label_studio(path: Path | str, classes: Sequence[str] = PAPER_CLASSES,
         data = [data]
     out = ReadResult()
     for task in data:
+        if not isinstance(task, dict):
+            raise ValueError(f"{path}: expected Label Studio tasks (JSON objects), found a {type(task).__name__}")
         payload = task.get("data") if isinstance(task.get("data"), dict) else task
         key, kind = _task_key(payload)
         if not key:
@@ -202,14 +207,19 @@ def read_labels(path: Path | str, fmt: str = "auto", classes: Sequence[str] = PA
                 multi: MultiPolicy = "skip") -> ReadResult:
     """Any supported label file; ``fmt`` is auto, chr24, label-studio or csv."""
     path = Path(path)
-    if fmt == "auto":
-        fmt = _sniff(path)
-    if fmt == "chr24":
-        return read_chr24(path, classes, multi)
-    if fmt == "label-studio":
-        return read_label_studio(path, classes, multi)
-    if fmt == "csv":
-        return read_csv_labels(path, classes)
+    try:
+        if fmt == "auto":
+            fmt = _sniff(path)
+        if fmt == "chr24":
+            return read_chr24(path, classes, multi)
+        if fmt == "label-studio":
+            return read_label_studio(path, classes, multi)
+        if fmt == "csv":
+            return read_csv_labels(path, classes)
+    except json.JSONDecodeError as e:  # bare, it names neither the file nor what was expected
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason})") from e
     raise ValueError(f"unknown label format {fmt!r} (auto, chr24, label-studio, csv)")
 
 

@@ -53,7 +53,10 @@ def import_labels(ctx: click.Context, path: Path, fmt: str, multi: str, toleranc
     from ..classify.labels_io import match_items, read_labels, store_labels
 
     classes = _classes(classes_spec)
-    read = read_labels(path, fmt, classes, multi)  # type: ignore[arg-type]
+    try:
+        read = read_labels(path, fmt, classes, multi)  # type: ignore[arg-type]
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
     with open_catalogue(settings_from(ctx)) as catalogue:
         report = match_items(catalogue, read.items, tolerance_px=tolerance)
         stored = store_labels(catalogue, ((rid, label, None) for _, rid, label in report.matched), "manual")
