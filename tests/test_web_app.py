@@ -106,6 +106,19 @@ def test_v3_manifest_is_augmented_and_valid(env: Any, p3: Any) -> None:
             assert item["motivation"] == "classifying"
 
 
+def test_region_page_ids_dereference_to_the_same_version(env: Any, p3: Any) -> None:
+    # A v2 manifest's canvas asked for ?version=3 answered a page whose id (no version) gave the v2 list.
+    client, _, manifests, _ = env
+    for mid in manifests.values():
+        for version in (2, 3):
+            page = get(client, f"/iiif/{mid}/canvas/0/regions?version={version}")
+            again = get(client, page.get("id") or page["@id"])
+            assert again == page, (mid, version)
+    v3_of_v2 = get(client, f"/iiif/{manifests[2]}/canvas/0/regions?version=3")
+    p3(v3_of_v2)
+    assert v3_of_v2["id"].endswith("/canvas/0/regions?version=3")
+
+
 def test_region_page_matches_catalogue(env: Any) -> None:
     client, catalogue, manifests, _ = env
     mid = manifests[3]

@@ -70,11 +70,15 @@ def region_annotation(region: RegionView, urls: Urls) -> dict[str, Any]:
     return anno
 
 
-def region_page(manifest_id: str, position: int, regions: Sequence[RegionView], urls: Urls) -> dict[str, Any]:
-    """The AnnotationPage a canvas's ``annotations`` points at: one annotation per region."""
+def region_page(manifest_id: str, position: int, regions: Sequence[RegionView], urls: Urls, *,
+                explicit_version: bool = False) -> dict[str, Any]:
+    """The AnnotationPage a canvas's ``annotations`` points at: one annotation per region.
+
+    ``explicit_version`` for a v2 manifest's canvas, whose plain regions URL answers the v2 AnnotationList:
+    the v3 page's id then says ``version=3`` so that it dereferences to this page."""
     return {
         "@context": PREZI3_CONTEXT,
-        "id": urls.regions(manifest_id, position),
+        "id": urls.regions(manifest_id, position, version=3 if explicit_version else None),
         "type": "AnnotationPage",
         "items": [region_annotation(r, urls) for r in regions],
     }

@@ -40,7 +40,8 @@ def regions_route(request: Request) -> Response:
     regions = st.store.canvas_regions(canvas["id"], include_noise=include_all)
     if version == 2:
         return JsonLd(anno.region_list_v2(row["id"], position, regions, st.urls), PREZI2_MEDIA)
-    return JsonLd(anno.region_page(row["id"], position, regions, st.urls), PREZI3_MEDIA)
+    return JsonLd(anno.region_page(row["id"], position, regions, st.urls, explicit_version=row["version"] < 3),
+                  PREZI3_MEDIA)
 
 
 def _region_of_manifest(request: Request) -> RegionView:
