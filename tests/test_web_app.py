@@ -245,6 +245,18 @@ def test_collection_wide_search_names_the_manifest(env: Any) -> None:
     assert target["partOf"]["type"] == "Manifest" and target["partOf"]["label"]
 
 
+def test_search2_page_and_collection_ids_differ(env: Any) -> None:
+    # Page 1 had its AnnotationCollection's id (JSON-LD: one node of two types); the spec's example has page=1.
+    client, _, manifests, _ = env
+    for url in (f"/search/2/{manifests[3]}?q=Berlin", "/search/2?q=Berlin", "/search/2?q=nothingatall"):
+        doc = get(client, url)
+        assert doc["id"] != doc["partOf"]["id"], url
+        assert doc["id"] == doc["partOf"]["first"]["id"] and doc["id"].endswith("&page=1")
+        assert get(client, doc["partOf"]["first"]["id"])["id"] == doc["id"]
+    second = get(client, get(client, "/search/2?q=Berlin")["next"]["id"])
+    assert second["prev"]["id"] == get(client, "/search/2?q=Berlin")["id"]
+
+
 def test_motivation_filter_and_empty_queries(env: Any) -> None:
     client, _, manifests, _ = env
     mid = manifests[3]

@@ -128,7 +128,8 @@ def search2(hits: Sequence[SearchHit], *, urls: Urls, manifest_id: str | None, p
                           "type": "AnnotationPage"}
     doc: dict[str, Any] = {
         "@context": SEARCH2_CONTEXT,
-        "id": urls.search(2, manifest_id, _page_params(params, paging.page if paging.page > 1 else None)),
+        # page=1 too, as in the spec's example: without it page 1 had the AnnotationCollection's id.
+        "id": urls.search(2, manifest_id, _page_params(params, paging.page)),
         "type": "AnnotationPage",
     }
     collection: dict[str, Any] = {
