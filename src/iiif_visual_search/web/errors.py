@@ -18,8 +18,8 @@ class ApiError(Exception):
         self.message = message
 
 
-def error_response(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status_code=status)
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
 
 
 async def api_error(request: Request, exc: Exception) -> JSONResponse:
@@ -30,7 +30,8 @@ async def api_error(request: Request, exc: Exception) -> JSONResponse:
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     message = exc.detail if exc.status_code != 404 else f"no such resource: {request.url.path}"
-    return error_response(exc.status_code, str(message))
+    # Keep the exception's headers: a 405 must say Allow (RFC 9110 15.5.6).
+    return error_response(exc.status_code, str(message), exc.headers)
 
 
 async def server_error(request: Request, exc: Exception) -> JSONResponse:

@@ -184,8 +184,14 @@ async def similar_post_route(request: Request) -> Response:
     raise ApiError(415, "POST /similar takes multipart/form-data (an 'image' file) or application/json")
 
 
+async def similar_route(request: Request) -> Response:
+    # One route for both methods: with two, a 405 named only the first route's methods in Allow.
+    if request.method == "POST":
+        return await similar_post_route(request)
+    return await run_in_threadpool(similar_get_route, request)
+
+
 ROUTES = [
-    Route("/similar", similar_get_route, methods=["GET"]),
-    Route("/similar", similar_post_route, methods=["POST"]),
+    Route("/similar", similar_route, methods=["GET", "POST"]),
     Route("/similar/{region}", similar_region_route),
 ]
