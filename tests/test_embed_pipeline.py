@@ -211,3 +211,15 @@ def test_cli_similar_rejects_k_below_one_and_names_an_unknown_region(data_dir) -
     res = runner.invoke(main, [*base, "similar", "--region", "rnope", "--model", "fingerprint"])
     assert res.exit_code == 1
     assert "Error: no region 'rnope' in the catalogue" in res.output and '"' not in res.output, res.output
+
+
+def test_cli_embed_rejects_negative_counts(data_dir) -> None:
+    """``--limit -1`` embedded all but the last region, ``--batch-size -2`` none at all, ``--workers -1`` crashed."""
+    runner = CliRunner()
+    base = ["--data-dir", str(data_dir), "embed", "--model", "fingerprint", "--no-index"]
+    for option, value in (("--limit", "-1"), ("--batch-size", "-2"), ("--batch-size", "0"), ("--workers", "-1")):
+        res = runner.invoke(main, [*base, option, value])
+        assert res.exit_code == 2 and option in res.output, (option, value, res.output)
+    assert not (data_dir / "vectors" / "fingerprint" / "vectors.f32").exists()
+    res = runner.invoke(main, [*base, "--limit", "0"])  # at most none: allowed, and does nothing
+    assert res.exit_code == 0 and "embedded 0" in res.output

@@ -92,3 +92,11 @@ def test_cli_evaluate_retrieval_on_an_image_folder(tmp_path: Path) -> None:
     missed = data["models"]["fingerprint"]["counts"]["top1"]
     assert len(data["failures"]) == data["n"] - missed
     assert all(f["rank"] > 1 for f in data["failures"])
+
+
+def test_cli_evaluate_retrieval_rejects_limits_below_one(tmp_path: Path) -> None:
+    """``--limit 0`` evaluated every image and ``--limit -3`` all but the last three."""
+    for option, value in (("--limit", "0"), ("--limit", "-3"), ("--failure-rank", "0")):
+        result = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "data"), "evaluate", "retrieval",
+                                           "--model", "fingerprint", "--images", str(tmp_path), option, value])
+        assert result.exit_code == 2 and option in result.output, (option, value, result.output)

@@ -380,3 +380,10 @@ def test_layout_map_rejects_an_empty_layout_cell_and_position_zero(tmp_path: Pat
             read_layout_map(layout_map)
     layout_map.write_text(f"canvas,layout\n1,{alto}\n,,\n", encoding="utf-8")  # a blank row is still fine
     assert list(read_layout_map(layout_map)) == ["#1"]
+
+
+def test_ingest_rejects_concurrency_below_one(tmp_path: Path) -> None:
+    """``--concurrency -1`` ended in a traceback from asyncio.Semaphore."""
+    manifest = shared("iiif", "cookbook-0068-newspaper", "newspaper_issue_1-manifest.json")
+    res = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "d"), "ingest", str(manifest), "--concurrency", "-1"])
+    assert res.exit_code == 2 and "--concurrency" in res.output, res.output

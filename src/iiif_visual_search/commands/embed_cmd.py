@@ -18,9 +18,9 @@ MODEL_HELP = ("siglip (default), clip, vit, fingerprint, a Hugging Face hub id, 
 @click.option("--device", default=None, help="cuda, mps or cpu (default: the best available; env IVS_DEVICE)")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="auto = bf16/fp16 where the hardware runs it fast (GPU; CPU with AVX512-BF16/AMX)")
-@click.option("--batch-size", type=int, default=None, help="Images per forward pass (default 16 CPU, 64 GPU)")
-@click.option("--workers", type=int, default=None, help="Threads decoding and preprocessing images")
-@click.option("--limit", type=int, default=None, help="Embed at most this many regions (then stop; resumable)")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per forward pass (default 16 CPU, 64 GPU)")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Threads decoding and preprocessing images")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="Embed at most this many regions (then stop; resumable)")
 @click.option("--no-index", is_flag=True, help="Do not update the search index afterwards")
 @click.pass_context
 def embed(ctx: click.Context, model: str, device: str | None, precision: str, batch_size: int | None,

@@ -27,9 +27,9 @@ def evaluate() -> None:
                    "(Illustration, Map, Chart) when labels exist, else all fetched regions.")
 @click.option("--images", "images_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="A folder of images instead of the catalogue (sub-folder name = class).")
-@click.option("--limit", type=int, default=None, help="At most this many images (first in order).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many images (first in order).")
 @click.option("--seed", type=int, default=42, show_default=True, help="The paper's seed.")
-@click.option("--failure-rank", type=int, default=1, show_default=True,
+@click.option("--failure-rank", type=click.IntRange(min=1), default=1, show_default=True,
               help="Queries whose original is not within the top N go on the contact sheet and the failure "
                    "list (1 = every query not found first).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None)

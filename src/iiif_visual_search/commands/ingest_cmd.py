@@ -23,7 +23,7 @@ from .common import open_catalogue, settings_from
               help="Scan resolution for mm10/inch1200 layouts that state no page size "
                    "(default: from the manifest's physical-dimensions service).")
 @click.option("--new-only", is_flag=True, help="Skip canvases whose layout was already read (faster re-runs).")
-@click.option("--concurrency", type=int, default=None, help="Documents fetched at once (default 8).")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Documents fetched at once (default 8).")
 @click.option("--contact", default=None, help="E-mail or URL sent in the User-Agent (env IVS_CONTACT).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
