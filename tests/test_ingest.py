@@ -387,3 +387,14 @@ def test_ingest_rejects_concurrency_below_one(tmp_path: Path) -> None:
     manifest = shared("iiif", "cookbook-0068-newspaper", "newspaper_issue_1-manifest.json")
     res = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "d"), "ingest", str(manifest), "--concurrency", "-1"])
     assert res.exit_code == 2 and "--concurrency" in res.output, res.output
+
+
+def test_a_bad_environment_setting_is_named_not_a_traceback(tmp_path: Path, monkeypatch) -> None:
+    """IVS_CONCURRENCY=abc made every verb print pydantic's traceback; IVS_CONCURRENCY=0 and a negative
+    IVS_TIMEOUT were accepted."""
+    manifest = shared("iiif", "cookbook-0068-newspaper", "newspaper_issue_1-manifest.json")
+    for name, value in (("IVS_CONCURRENCY", "abc"), ("IVS_CONCURRENCY", "0"), ("IVS_TIMEOUT", "-5")):
+        monkeypatch.setenv(name, value)
+        res = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "d"), "ingest", str(manifest)])
+        assert res.exit_code == 1 and f"Error: bad setting: {name}='{value}'" in res.output, res.output
+        monkeypatch.delenv(name)

@@ -14,9 +14,9 @@ class Settings(BaseModel):
     data_dir: Path = Field(default=Path("ivs-data"), description="Where the catalogue and caches live")
     base_url: str = Field(default="http://127.0.0.1:8000", description="Public base URL of the service")
     contact: str = Field(default="", description="Contact (e-mail or URL) sent in the User-Agent to servers")
-    max_document_bytes: int = Field(default=50_000_000, description="Largest manifest or layout file accepted")
-    concurrency: int = Field(default=8, description="Documents fetched at once during ingest")
-    timeout_s: float = Field(default=30.0, description="Network timeout per request")
+    max_document_bytes: int = Field(default=50_000_000, gt=0, description="Largest manifest or layout file accepted")
+    concurrency: int = Field(default=8, ge=1, description="Documents fetched at once during ingest")
+    timeout_s: float = Field(default=30.0, gt=0, description="Network timeout per request")
     hidden_classes: list[str] = Field(
         default_factory=lambda: ["Blank page", "Segmentation anomaly"],
         description="Classes that search and find-similar leave out unless asked (not pictures, just "

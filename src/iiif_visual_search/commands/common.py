@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import click
+from pydantic import ValidationError
 
 from ..catalogue import Catalogue
-from ..config import Settings, load_settings
+from ..config import _ENV, Settings, load_settings
 
 
 def settings_from(ctx: click.Context, **overrides: object) -> Settings:
     root = ctx.find_root()
     data_dir = (root.obj or {}).get("data_dir")
-    return load_settings(data_dir=data_dir, **overrides)
+    try:
+        return load_settings(data_dir=data_dir, **overrides)
+    except ValidationError as e:  # a bad IVS_* variable: name it, rather than print pydantic's traceback
+        problems = "; ".join(f"{_ENV.get(str(err['loc'][0]), err['loc'][0])}={err.get('input')!r}: {err['msg']}"
+                             for err in e.errors())
+        raise click.ClickException(f"bad setting: {problems}") from e
 
 
 def open_catalogue(settings: Settings, must_exist: bool = True) -> Catalogue:
