@@ -223,3 +223,17 @@ def test_cli_embed_rejects_negative_counts(data_dir) -> None:
     assert not (data_dir / "vectors" / "fingerprint" / "vectors.f32").exists()
     res = runner.invoke(main, [*base, "--limit", "0"])  # at most none: allowed, and does nothing
     assert res.exit_code == 0 and "embedded 0" in res.output
+
+
+def test_cli_similar_says_when_the_query_file_is_not_a_picture(data_dir, tmp_path) -> None:
+    """A JSON file or a truncated JPEG given as --image ended in PIL's traceback."""
+    runner = CliRunner()
+    base = ["--data-dir", str(data_dir)]
+    assert runner.invoke(main, [*base, "embed", "--model", "fingerprint"]).exit_code == 0
+    good = tmp_path / "whole.jpg"
+    real_crops()[0][1].save(good)
+    (tmp_path / "not-a-picture.json").write_text("{}")
+    (tmp_path / "truncated.jpg").write_bytes(good.read_bytes()[:300])
+    for name in ("not-a-picture.json", "truncated.jpg"):
+        res = runner.invoke(main, [*base, "similar", "--image", str(tmp_path / name), "--model", "fingerprint"])
+        assert res.exit_code == 1 and f"Error: cannot read {tmp_path / name} as an image" in res.output, res.output

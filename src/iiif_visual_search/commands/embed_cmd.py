@@ -94,8 +94,11 @@ def similar(ctx: click.Context, image_path: str | None, region_id: str | None, t
     catalogue = open_catalogue(settings)
     image = None
     if image_path:
-        with Image.open(Path(image_path)) as im:
-            image = im.convert("RGB")
+        try:
+            with Image.open(Path(image_path)) as im:
+                image = im.convert("RGB")
+        except (OSError, Image.DecompressionBombError) as e:  # not a picture, truncated, or a bomb
+            raise click.ClickException(f"cannot read {image_path} as an image ({e})") from e
     try:
         hits = find_similar(catalogue, settings, model=model_key(model), region_id=region_id, image=image,
                             text=text, k=k, manifest=manifest, classes=list(classes) or None,
