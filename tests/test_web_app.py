@@ -9,6 +9,7 @@ import struct
 import zlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from PIL import Image
@@ -332,6 +333,18 @@ def test_similar_errors(env: Any) -> None:
         assert "ivs embed" in get(client, "/similar?text=a%20map", 503)["error"]
     finally:
         fake.fail = None
+
+
+def test_similar_manifest_filter_takes_the_augmented_manifest_id(env: Any) -> None:
+    # A viewer knows the manifest by the id we serve it under; only our short id and the source id worked.
+    client, catalogue, manifests, fake = env
+    mid = manifests[2]
+    region = next(r for r in catalogue.regions(manifests[3]) if not is_noise(r["flags"]))
+    served = get(client, f"/iiif/{mid}/manifest")["@id"]
+    get(client, f"/similar/{region['id']}?manifest={quote(served, safe='')}")
+    assert fake.calls[-1]["manifest"] == mid
+    assert get(client, f"/similar/{region['id']}?manifest={quote(BASE + '/iiif/nothing/manifest', safe='')}",
+               404)["status"] == 404
 
 
 def test_similar_by_text_and_vector(env: Any, p3: Any) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from urllib.parse import unquote
 from collections.abc import Callable
 from typing import Any
 
@@ -121,7 +122,12 @@ def list_param(request: Request, name: str) -> list[str]:
 
 
 def manifest_row(request: Request, ref: str) -> Any:
-    row = state(request).store.manifest(ref)
+    """A manifest by our id, its source IIIF id, or the id of our augmented manifest (what a viewer loaded)."""
+    st = state(request)
+    row = st.store.manifest(ref)
+    prefix, suffix = f"{st.urls.base}/iiif/", "/manifest"
+    if row is None and ref.startswith(prefix) and ref.endswith(suffix):
+        row = st.store.manifest(unquote(ref[len(prefix):-len(suffix)]))
     if row is None:
         raise ApiError(404, f"no manifest {ref!r} in the catalogue")
     return row
