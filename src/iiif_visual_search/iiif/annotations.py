@@ -71,14 +71,14 @@ def region_annotation(region: RegionView, urls: Urls) -> dict[str, Any]:
 
 
 def region_page(manifest_id: str, position: int, regions: Sequence[RegionView], urls: Urls, *,
-                explicit_version: bool = False) -> dict[str, Any]:
+                explicit_version: bool = False, all_regions: bool = False) -> dict[str, Any]:
     """The AnnotationPage a canvas's ``annotations`` points at: one annotation per region.
 
     ``explicit_version`` for a v2 manifest's canvas, whose plain regions URL answers the v2 AnnotationList:
     the v3 page's id then says ``version=3`` so that it dereferences to this page."""
     return {
         "@context": PREZI3_CONTEXT,
-        "id": urls.regions(manifest_id, position, version=3 if explicit_version else None),
+        "id": urls.regions(manifest_id, position, version=3 if explicit_version else None, all_regions=all_regions),
         "type": "AnnotationPage",
         "items": [region_annotation(r, urls) for r in regions],
     }
@@ -97,11 +97,12 @@ def region_resource_v2(region: RegionView, urls: Urls) -> dict[str, Any]:
     }
 
 
-def region_list_v2(manifest_id: str, position: int, regions: Sequence[RegionView], urls: Urls) -> dict[str, Any]:
+def region_list_v2(manifest_id: str, position: int, regions: Sequence[RegionView], urls: Urls, *,
+                   all_regions: bool = False) -> dict[str, Any]:
     """The Presentation 2.1 form: an ``sc:AnnotationList`` for a v2 canvas's ``otherContent``."""
     return {
         "@context": PREZI2_CONTEXT,
-        "@id": urls.regions(manifest_id, position, version=2),
+        "@id": urls.regions(manifest_id, position, version=2, all_regions=all_regions),
         "@type": "sc:AnnotationList",
         "resources": [region_resource_v2(r, urls) for r in regions],
     }

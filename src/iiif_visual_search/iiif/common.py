@@ -58,9 +58,10 @@ class Urls:
     def manifest(self, mid: str) -> str:
         return f"{self.base}/iiif/{quote(mid)}/manifest"
 
-    def regions(self, mid: str, position: int, version: int | None = None) -> str:
+    def regions(self, mid: str, position: int, version: int | None = None, all_regions: bool = False) -> str:
+        """``all_regions``: the page that also lists separators and other noise (``?all=true``)."""
         url = f"{self.base}/iiif/{quote(mid)}/canvas/{position}/regions"
-        return self._q(url, {"version": version} if version else None)
+        return self._q(url, {"version": version, "all": "true" if all_regions else None})
 
     def annotation(self, mid: str, rid: str) -> str:
         return f"{self.base}/iiif/{quote(mid)}/annotation/{quote(rid)}"

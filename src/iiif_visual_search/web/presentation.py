@@ -39,9 +39,10 @@ def regions_route(request: Request) -> Response:
     include_all = request.query_params.get("all", "").lower() in ("1", "true", "yes")
     regions = st.store.canvas_regions(canvas["id"], include_noise=include_all)
     if version == 2:
-        return JsonLd(anno.region_list_v2(row["id"], position, regions, st.urls), PREZI2_MEDIA)
-    return JsonLd(anno.region_page(row["id"], position, regions, st.urls, explicit_version=row["version"] < 3),
-                  PREZI3_MEDIA)
+        return JsonLd(anno.region_list_v2(row["id"], position, regions, st.urls, all_regions=include_all),
+                      PREZI2_MEDIA)
+    return JsonLd(anno.region_page(row["id"], position, regions, st.urls, explicit_version=row["version"] < 3,
+                                   all_regions=include_all), PREZI3_MEDIA)
 
 
 def _region_of_manifest(request: Request) -> RegionView:
