@@ -398,3 +398,37 @@ def test_a_bad_environment_setting_is_named_not_a_traceback(tmp_path: Path, monk
         res = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "d"), "ingest", str(manifest)])
         assert res.exit_code == 1 and f"Error: bad setting: {name}='{value}'" in res.output, res.output
         monkeypatch.delenv(name)
+
+
+def test_the_summary_counts_regions_of_removed_canvases_and_manifests(tmp_path: Path) -> None:
+    """"regions: -0" was printed while a manifest gone from its collection took its regions out of the
+    catalogue; and a canvas gone from its manifest had its layout read again, which brought its regions back."""
+    pages = sorted(shared("gallicorpora-incunabula").glob("*.xml"))[:3]
+    books = [Book("b0", "Book 0", [Page(p.with_suffix(".jpg"), p, "alto") for p in pages[:2]]),
+             Book("b1", "Book 1", [Page(pages[2].with_suffix(".jpg"), pages[2], "alto")])]
+    collection = write_sample(shared(), tmp_path / "s", books)
+    data = tmp_path / "data"
+    run_ingest(data, str(collection))
+    before = regions_json(data)
+    doc = json.loads(collection.read_text())
+    gone_book = doc["items"].pop(1)["id"]
+    collection.write_text(json.dumps(doc))
+    manifest_path = Path(doc["items"][0]["id"].removeprefix("file://"))
+    manifest = json.loads(manifest_path.read_text())
+    canvas = manifest["items"].pop()
+    gone_canvas = canvas["id"]
+    manifest_path.write_text(json.dumps(manifest))
+    report = run_ingest(data, str(collection))
+    lost = [r for r in before if r["manifest"] == gone_book or r["canvas"] == gone_canvas]
+    assert {r["manifest"] for r in lost} == {gone_book, doc["items"][0]["id"]}, "both removals took regions"
+    assert report.regions_deleted == len(lost) == len(before) - len(regions_json(data))
+    assert report.regions_created == 0 and report.layouts_read == 0
+    status = CliRunner().invoke(main, ["--data-dir", str(data), "status", "--json"])
+    assert [m["canvases"] for m in json.loads(status.output)["manifests"] if m["status"] == "ok"] == [1]
+    # The canvas coming back brings its regions back.
+    manifest["items"].append(canvas)
+    manifest_path.write_text(json.dumps(manifest))
+    doc["items"].append({"id": gone_book, "type": "Manifest"})
+    collection.write_text(json.dumps(doc))
+    run_ingest(data, str(collection))
+    assert sorted(r["id"] for r in regions_json(data)) == sorted(r["id"] for r in before)

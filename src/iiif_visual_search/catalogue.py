@@ -296,11 +296,13 @@ class Catalogue:
                 cid = canvas_id_for(mid, canvas.id)
                 seen.add(cid)
                 self._upsert_canvas(conn, mid, cid, canvas)
-            # Canvases the manifest no longer has lose their regions (marked deleted, not erased).
+            # Canvases the manifest no longer has lose their regions (marked deleted, not erased) and their
+            # layout link, or the ingest that follows would read that layout again and bring the regions back.
             for row in conn.execute("SELECT id FROM canvas WHERE manifest_id=?", (mid,)).fetchall():
                 if row["id"] not in seen:
                     self._delete_canvas_regions(conn, row["id"])
-                    conn.execute("UPDATE canvas SET layout_status='none', layout_hash='' WHERE id=?", (row["id"],))
+                    conn.execute("UPDATE canvas SET layout_status='none', layout_hash='', layout_url='' WHERE id=?",
+                                 (row["id"],))
             self._log_change(conn, "update" if old is not None else "create", "manifest", mid)
         return mid, True
 
@@ -354,14 +356,17 @@ class Catalogue:
         """A manifest by our short id, its IIIF id, or the URL it was read from."""
         return self.query_one("SELECT * FROM manifest WHERE id=? OR uri=? OR url=?", (ref, ref, ref))
 
-    def mark_manifest_deleted(self, manifest_id: str, reason: str) -> None:
+    def mark_manifest_deleted(self, manifest_id: str, reason: str) -> int:
+        """Mark a manifest deleted with all its regions; returns how many regions that deleted."""
+        deleted = 0
         with self.transaction() as conn:
             conn.execute("UPDATE manifest SET status='deleted', error=? WHERE id=?", (reason, manifest_id))
             for row in conn.execute("SELECT id FROM canvas WHERE manifest_id=?", (manifest_id,)).fetchall():
-                self._delete_canvas_regions(conn, row["id"])
+                deleted += self._delete_canvas_regions(conn, row["id"])
             # Forget what was read so that the manifest coming back restores its regions.
             conn.execute("UPDATE canvas SET layout_hash='', layout_status='' WHERE manifest_id=?", (manifest_id,))
             self._log_change(conn, "delete", "manifest", manifest_id)
+        return deleted
 
     # --- collections ---------------------------------------------------------------------------
 
@@ -436,11 +441,13 @@ class Catalogue:
         with self.transaction() as conn:
             conn.execute("UPDATE canvas SET layout_status=?, layout_hash=? WHERE id=?", (status, layout_hash, canvas_id))
 
-    def _delete_canvas_regions(self, conn: sqlite3.Connection, canvas_id: str) -> None:
+    def _delete_canvas_regions(self, conn: sqlite3.Connection, canvas_id: str) -> int:
         now = time.time()
-        for row in conn.execute("SELECT id FROM region WHERE canvas_id=? AND deleted=0", (canvas_id,)).fetchall():
+        rows = conn.execute("SELECT id FROM region WHERE canvas_id=? AND deleted=0", (canvas_id,)).fetchall()
+        for row in rows:
             conn.execute("UPDATE region SET deleted=1, updated_at=? WHERE id=?", (now, row["id"]))
             self._log_change(conn, "delete", "region", row["id"])
+        return len(rows)
 
     def regions(self, manifest_id: str | None = None, include_deleted: bool = False) -> list[sqlite3.Row]:
         """Regions joined with their canvas and manifest, in book order."""
@@ -505,7 +512,8 @@ class Catalogue:
         manifests = []
         for m in self.query(
             """SELECT m.id, m.uri, m.label, m.status,
-                      (SELECT COUNT(*) FROM canvas c WHERE c.manifest_id = m.id) AS canvases,
+                      (SELECT COUNT(*) FROM canvas c WHERE c.manifest_id = m.id
+                        AND c.layout_status != 'none') AS canvases,  -- 'none': gone from the manifest
                       (SELECT COUNT(*) FROM canvas c WHERE c.manifest_id = m.id AND c.layout_status='ok') AS layouts,
                       (SELECT COUNT(*) FROM region r WHERE r.manifest_id = m.id AND r.deleted=0) AS regions,
                       (SELECT COUNT(*) FROM region r JOIN region_image ri ON ri.region_id = r.id

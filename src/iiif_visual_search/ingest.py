@@ -139,7 +139,9 @@ class Ingester:
             "SELECT 1 FROM collection_member WHERE member_url=? AND kind='manifest'", (url,))
         row = self.catalogue.find_manifest(url)
         if row is not None and still_member is None and row["status"] == "ok":
-            self.catalogue.mark_manifest_deleted(row["id"], "no longer listed in its collection")
+            # Its regions go too, and the summary's "-N" must say so.
+            self.report.regions_deleted += self.catalogue.mark_manifest_deleted(
+                row["id"], "no longer listed in its collection")
             self.report.manifests_deleted += 1
 
     async def _manifest(self, record: ManifestRecord, data: bytes) -> None:
@@ -147,10 +149,14 @@ class Ingester:
             record.id = record.url
         self.report.manifests_seen += 1
         content_hash = hashlib.sha256(data).hexdigest()
+        live = "SELECT COUNT(*) FROM region WHERE manifest_id=? AND deleted=0"
+        before = self.catalogue.query_one(live, (manifest_id_for(record.id),))[0]
         mid, changed = self.catalogue.upsert_manifest(record, content_hash)
         self.catalogue.clear_quarantine("manifest", record.url)
         if changed:
             self.report.manifests_changed += 1
+            # Canvases the manifest no longer has took their regions with them.
+            self.report.regions_deleted += before - self.catalogue.query_one(live, (mid,))[0]
         self._apply_layout_map(mid, record)
         canvases = [row for row in self.catalogue.canvases(mid) if row["layout_url"]]
         if self.bar is not None:
