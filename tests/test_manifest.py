@@ -598,6 +598,9 @@ def test_v2_license_and_related_as_lists_and_objects() -> None:
         (_v3({"type": "Canvas", "width": 1, "height": 1}), "canvas 0 has no id"),
         (_v3("https://example.org/c1"), "canvas 0 is a reference"),
         (_v3({"id": "https://example.org/r", "type": "Range"}), "item 0 of the manifest is a Range"),
+        # Was read as a manifest without canvases, and ingested without a word.
+        ({"@context": V3, "id": "https://x", "type": "Manifest", "items": "notalist"}, "items is a str, not a list"),
+        ({"@context": V3, "id": "https://x", "type": "Manifest", "items": {"id": "c"}}, "items is a dict, not a list"),
     ],
 )
 def test_parse_document_refusals(doc: object, reason: str) -> None:

@@ -335,6 +335,8 @@ def _canvas_dicts(data: dict) -> list[dict]:
     # and a v2 manifest's canvases live in its first (default) sequence.
     if isinstance(data.get("items"), list):
         canvases = data["items"]
+    elif data.get("items") is not None:  # a typo'd or hand-edited manifest, not one without canvases
+        raise ManifestError(f"the manifest's items is a {type(data['items']).__name__}, not a list of canvases")
     elif "sequences" in data:
         sequences = _as_list(data["sequences"])
         first = sequences[0] if sequences else {}
