@@ -89,3 +89,13 @@ def test_fewer_books_than_folds_still_runs() -> None:
     assert len(report.folds) == 6  # one fold per book
     for f in report.folds:
         assert len(set(groups[f.test_index])) == 1
+
+
+def test_macro_f1_leaves_out_classes_nobody_labelled() -> None:
+    """With 3 of 7 listed classes unlabelled, a perfect classifier reported macro-F1 4/7 = 0.57."""
+    features, y, groups = synth(PLANTED_SCALE)
+    classes = ["c0", "c1", "c2", "c3", "unused1", "unused2", "unused3"]
+    report = nested_cv(features, y, groups, classes, outer=5, inner=3, Cs=PAPER_CS[6:8], seed=0)
+    assert report.micro_f1 == pytest.approx(1.0)
+    assert report.macro_f1 == pytest.approx(1.0)
+    assert report.to_json()["macro_f1"] == pytest.approx(1.0)
