@@ -411,6 +411,36 @@ def test_unexpected_error_is_json_500_with_cors(env: Any) -> None:
     assert "boom" not in response.text
 
 
+def test_similar_canvas_box_on_a_canvas_ingested_from_disk(tmp_path: Path) -> None:
+    # A manifest read from disk (the local sample) has file: page images; a canvas box on it answered 422
+    # "missing an 'http://' or 'https://' protocol" while the search page showed the same image.
+    import asyncio
+
+    from iiif_visual_search.config import Settings
+    from iiif_visual_search.ingest import ingest
+    from iiif_visual_search.local_sample import shared_books, write_sample
+
+    books = [b for b in shared_books(SHARED_DATA) if b.slug.startswith("dta-")][:1]
+    if not books:
+        pytest.skip(f"no DTA page scans under {SHARED_DATA}")
+    collection = write_sample(SHARED_DATA, tmp_path / "sample", books)
+    settings = Settings(data_dir=tmp_path / "data", base_url=BASE)
+    with Catalogue(settings.catalogue_path) as catalogue:
+        asyncio.run(ingest([str(collection)], catalogue, settings))
+        canvas = catalogue.canvases(catalogue.manifests()[0]["id"])[0]
+    assert canvas["image_url"].startswith("file:")
+    fake = FakeSimilar()
+    with TestClient(create_app(settings, ServeOptions(), similar_backend=fake)) as client:
+        response = client.post("/similar", json={"canvas": canvas["uri"], "xywh": [10, 20, 300, 200]})
+        assert response.status_code == 200, response.text
+        with Image.open(books[0].pages[0].image) as page:
+            sx, sy = page.width / canvas["width"], page.height / canvas["height"]
+        assert fake.calls[-1]["image"].size == pytest.approx((300 * sx, 200 * sy), abs=2)
+        assert client.get("/similar", params={"canvas": canvas["uri"], "xywh": "10,20,300,200"}).status_code == 200
+        # ... while a file: URL from the client is still refused
+        assert client.post("/similar", json={"image_url": canvas["image_url"]}).status_code == 422
+
+
 def test_similar_upload_real_crop(env: Any, p3: Any) -> None:
     client, _, _, fake = env
     crop = SHARED_DATA / "bnf-lacroix-alto-crops" / "expected_crops" / "220169-2-1.jpg"

@@ -12,7 +12,8 @@ import io
 import ipaddress
 import socket
 import warnings
-from urllib.parse import urljoin, urlparse
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlparse
 
 import httpx
 from PIL import Image
@@ -86,8 +87,20 @@ def fetch_bytes(url: str, *, max_bytes: int, timeout_s: float, allow_private: bo
                 check: bool = True, transport: httpx.BaseTransport | None = None) -> bytes:
     """GET a URL with a size limit and a timeout, re-checking every redirect hop.
 
-    ``check=False`` is for URLs from ingested manifests (the operator chose those hosts).
+    ``check=False`` is for URLs from ingested manifests (the operator chose those hosts); those may also be
+    ``file:`` URLs of a manifest ingested from disk (the local sample). Only the catalogue's URL itself may
+    be a file: a redirect goes through httpx, which refuses ``file:``.
     """
+    parsed = urlparse(url)
+    if not check and parsed.scheme == "file":
+        path = Path(unquote(parsed.path))
+        try:
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise ApiError(413, f"image is {size} bytes, over the limit of {max_bytes}")
+            return path.read_bytes()
+        except OSError as exc:
+            raise ApiError(422, f"cannot read the canvas image: {exc.strerror}") from None
     for _ in range(MAX_REDIRECTS + 1):
         headers = {"Accept": "image/*"}
         request_url, extensions = url, {}
