@@ -360,6 +360,8 @@ def test_similar_by_text_and_vector(env: Any, p3: Any) -> None:
     assert client.post("/similar", json={"vector": ["x"]}).status_code == 422
     assert client.post("/similar", json={"nothing": 1}).status_code == 422
     assert client.post("/similar", content=b"{", headers={"content-type": "application/json"}).status_code == 400
+    deep = b"[" * 100_000 + b"]" * 100_000  # was a 500 (RecursionError in the JSON parser)
+    assert client.post("/similar", content=deep, headers={"content-type": "application/json"}).status_code == 400
     assert client.post("/similar", content=b"x", headers={"content-type": "text/plain"}).status_code == 415
 
 

@@ -157,6 +157,8 @@ async def similar_post_route(request: Request) -> Response:
             body = json.loads(await request.body() or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ApiError(400, f"invalid JSON body: {exc}") from None
+        except RecursionError:  # "[[[[..." nested deeper than the parser's stack: a 500 otherwise
+            raise ApiError(400, "invalid JSON body: nested too deeply") from None
         if not isinstance(body, dict):
             raise ApiError(422, "JSON body must be an object with vector, image_url, text or canvas + xywh")
         if "vector" in body:
