@@ -46,6 +46,9 @@ def ingest_demo(settings: Settings, source: Path, shared_data: Path, *, quiet: b
                     "ingest your own files with 'ivs ingest PATH' (local paths and file:// URLs work offline)")
             click.echo(f"Using the local sample instead: page scans and layout files from {shared_data}.",
                        err=True)
+            # Said just above; left in the quarantine they would read as broken documents in the status.
+            for kind, ref, _ in report.failures:
+                catalogue.clear_quarantine(kind, ref)
             # Without a network, asking the model hub only costs timeouts before the same answer.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             sample = write_sample(shared_data, settings.data_dir / "local-sample")
