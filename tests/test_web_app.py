@@ -441,6 +441,12 @@ def test_similar_canvas_box_on_a_canvas_ingested_from_disk(tmp_path: Path) -> No
         assert client.get("/similar", params={"canvas": canvas["uri"], "xywh": "10,20,300,200"}).status_code == 200
         # ... while a file: URL from the client is still refused
         assert client.post("/similar", json={"image_url": canvas["image_url"]}).status_code == 422
+        # The canvas's image failing is the image server's fault, not the client's: 502 (was 422).
+        with Catalogue(settings.catalogue_path) as catalogue:
+            catalogue.conn.execute("UPDATE canvas SET image_url=? WHERE id=?",
+                                   (f"file://{tmp_path}/gone.jpg", canvas["id"]))
+        gone = client.post("/similar", json={"canvas": canvas["uri"], "xywh": "10,20,300,200"})
+        assert gone.status_code == 502 and str(tmp_path) not in gone.text
 
 
 def test_similar_upload_real_crop(env: Any, p3: Any) -> None:

@@ -75,6 +75,18 @@ def similar_region_route(request: Request) -> Response:
                            region_id=region_id)
 
 
+def _fetch_canvas_image(st: State, url: str) -> bytes:
+    """The page image of an ingested canvas. Its server failing is not the client's fault: 502, not 422."""
+    opts = st.options
+    try:
+        return fetch_bytes(url, max_bytes=opts.max_fetch_bytes, timeout_s=opts.fetch_timeout_s,
+                           allow_private=True, check=False)
+    except ApiError as exc:
+        if exc.status == 422:
+            raise ApiError(502, f"the canvas's image server failed: {exc.message}") from None
+        raise
+
+
 def _canvas_crop(st: State, canvas_ref: str, xywh_value: str) -> Any:
     canvases = st.store.canvases_by_uri(canvas_ref)
     if not canvases:
@@ -88,12 +100,10 @@ def _canvas_crop(st: State, canvas_ref: str, xywh_value: str) -> Any:
         x, y, w, h = int(box[0] * sx), int(box[1] * sy), max(1, int(box[2] * sx)), max(1, int(box[3] * sy))
         width = min(w, 768)
         url = f"{canvas['image_service'].rstrip('/')}/{x},{y},{w},{h}/{width},/0/default.jpg"
-        data = fetch_bytes(url, max_bytes=opts.max_fetch_bytes, timeout_s=opts.fetch_timeout_s,
-                           allow_private=True, check=False)
+        data = _fetch_canvas_image(st, url)
         return decode_image(data, opts.max_image_pixels)
     if canvas["image_url"]:
-        data = fetch_bytes(canvas["image_url"], max_bytes=opts.max_fetch_bytes, timeout_s=opts.fetch_timeout_s,
-                           allow_private=True, check=False)
+        data = _fetch_canvas_image(st, canvas["image_url"])
         return crop_canvas_box(decode_image(data, opts.max_image_pixels), box, canvas["width"], canvas["height"])
     raise ApiError(422, f"canvas {canvas_ref!r} has no image to crop")
 

@@ -61,7 +61,8 @@ def openapi(base_url: str) -> dict[str, Any]:
                         _param("xywh", "x,y,w,h in canvas pixels", {"type": "string"}),
                         *_FILTERS,
                     ],
-                    "responses": {"200": _PAGE, "400": _ERROR, "422": _ERROR, "503": _ERROR},
+                    "responses": {"200": _PAGE, "400": _ERROR, "404": _ERROR, "422": _ERROR, "502": _ERROR,
+                                  "503": _ERROR},
                 },
                 "post": {
                     "summary": "Regions that look like an uploaded image, a vector, an image URL or a canvas box",
@@ -79,8 +80,8 @@ def openapi(base_url: str) -> dict[str, Any]:
                             {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
                         ]}},
                     }},
-                    "responses": {"200": _PAGE, "400": _ERROR, "413": _ERROR, "415": _ERROR, "422": _ERROR,
-                                  "503": _ERROR},
+                    "responses": {"200": _PAGE, "400": _ERROR, "404": _ERROR, "413": _ERROR, "415": _ERROR,
+                                  "422": _ERROR, "502": _ERROR, "503": _ERROR},
                 },
             },
             "/regions/{region}/image.jpg": {"get": {
