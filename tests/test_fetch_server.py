@@ -267,3 +267,13 @@ def test_ivs_fetch_command(iip: IIPImageServer, tmp_path: Path) -> None:
     assert (summary["fetched"], summary["already_cached"]) == (1, total - 1)
     result = runner.invoke(main, ["--data-dir", str(data), "fetch", "--manifest", "nope"])
     assert result.exit_code != 0 and "no manifest" in result.output
+
+
+def test_ivs_fetch_refuses_an_unknown_flag_and_a_timeout_not_above_zero(tmp_path: Path) -> None:
+    """``--skip-flag bogus`` (or ``tiny,aspect``) replaced the default skips, so every flagged separator and
+    speck was fetched; ``--timeout -1`` was blamed on IVS_TIMEOUT."""
+    runner = CliRunner()
+    for extra in (["--skip-flag", "bogus"], ["--skip-flag", "tiny,aspect"], ["--timeout", "-1"], ["--timeout", "0"]):
+        result = runner.invoke(main, ["--data-dir", str(tmp_path / "data"), "fetch", *extra])
+        assert result.exit_code == 2 and extra[0] in result.output and "IVS_TIMEOUT" not in result.output, \
+            (extra, result.output)

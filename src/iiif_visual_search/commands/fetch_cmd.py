@@ -19,6 +19,7 @@ from .common import open_catalogue, settings_from
 @click.option("--min-short", type=int, default=256, show_default=True,
               help="Shortest side wanted (the model input); wins over --max-long. Never upscaled.")
 @click.option("--skip-flag", "skip_flags", multiple=True,
+              type=click.Choice(["aspect", "page", "separator", "tiny", "none"]),
               help=f"Skip regions with this flag (repeatable; default: {', '.join(sorted(DEFAULT_SKIP_FLAGS))}). "
                    "'--skip-flag none' fetches every region.")
 @click.option("--per-host", type=int, default=4, show_default=True, help="Requests at once to one server.")
@@ -26,7 +27,7 @@ from .common import open_catalogue, settings_from
 @click.option("--retries", type=int, default=4, show_default=True,
               help="Retries after timeouts, 429 and 5xx (exponential backoff with jitter, Retry-After honoured).")
 @click.option("--max-bytes", type=int, default=50_000_000, show_default=True, help="Largest response accepted.")
-@click.option("--timeout", "timeout_s", type=float, default=None, help="Seconds per request (env IVS_TIMEOUT).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds per request (env IVS_TIMEOUT).")
 @click.option("--contact", default=None, help="E-mail or URL sent in the User-Agent (env IVS_CONTACT).")
 @click.option("--force", is_flag=True, help="Fetch again even what is cached and unchanged.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
