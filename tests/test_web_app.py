@@ -578,6 +578,19 @@ def test_openapi_describes_what_the_server_does(env: Any) -> None:
             assert client.get(path).status_code != 404, path
 
 
+def test_search_page_links_carry_the_base_url_path(env: Any) -> None:
+    # Served as https://host/ivs behind a proxy, the search page linked /static/..., /annotations, / at the root.
+    from iiif_visual_search.config import Settings
+
+    _, catalogue, _, _ = env
+    settings = Settings(data_dir=Path(catalogue.path).parent, base_url="https://pictures.example.org/ivs/")
+    with TestClient(create_app(settings, ServeOptions(), similar_backend=FakeSimilar())) as client:
+        page = client.get("/?lang=en")
+    assert page.status_code == 200
+    links = re.findall(r'(?:href|src|action|hx-get)="(/[^"]*)"', page.text)
+    assert links and all(link.startswith("/ivs/") for link in links), [x for x in links if not x.startswith("/ivs/")]
+
+
 def test_health_openapi_errors_and_cors(env: Any) -> None:
     client, catalogue, _, _ = env
     health = get(client, "/health")

@@ -520,7 +520,10 @@ def run_search(request: Request, state: SearchState, facets: Facets) -> Outcome:
 
 
 def _root(request: Request) -> str:
-    return request.scope.get("root_path", "").rstrip("/")
+    # Behind a proxy that serves us under --base-url's path (https://host/ivs), links must carry that path:
+    # "/static/pages.css" resolved to https://host/static/pages.css. The ASGI root_path wins when set.
+    root = request.scope.get("root_path", "") or urlparse(request.app.state.ivs.urls.base).path
+    return root.rstrip("/")
 
 
 def _lang(request: Request, state_lang: str = "") -> str:
