@@ -108,3 +108,12 @@ def test_import_labels_reports_a_broken_file_without_a_traceback(tmp_path: Path)
     res = runner.invoke(main, ["--data-dir", str(tmp_path / "d"), "classify", "import-labels",
                                str(tmp_path / "tasks.json"), "--format", "label-studio"])
     assert res.exit_code == 1 and "expected Label Studio tasks" in res.output, res.output
+
+
+def test_train_and_evaluate_refuse_fewer_than_two_folds(tmp_path: Path) -> None:
+    """``--outer 1``, ``--inner 1`` and ``--jobs 0`` ended in scikit-learn and joblib tracebacks."""
+    runner = CliRunner()
+    for verb in (["classify", "train"], ["evaluate", "classification"]):
+        for option, value in (("--outer", "1"), ("--inner", "1"), ("--jobs", "0")):
+            res = runner.invoke(main, ["--data-dir", str(tmp_path / "d"), *verb, option, value])
+            assert res.exit_code == 2 and option in res.output, (verb, option, res.output)

@@ -87,11 +87,11 @@ def import_labels(ctx: click.Context, path: Path, fmt: str, multi: str, toleranc
 def _cv_options(f):  # noqa: ANN001, ANN202 — a click decorator stack
     for opt in reversed([
         click.option("--model", "models", multiple=True, default=("siglip",), show_default=True, help=MODELS_HELP),
-        click.option("--outer", type=int, default=20, show_default=True, help="Outer folds (the paper: 20)."),
-        click.option("--inner", type=int, default=10, show_default=True, help="Inner folds (the paper: 10)."),
+        click.option("--outer", type=click.IntRange(min=2), default=20, show_default=True, help="Outer folds (the paper: 20)."),
+        click.option("--inner", type=click.IntRange(min=2), default=10, show_default=True, help="Inner folds (the paper: 10)."),
         click.option("--no-concat", is_flag=True, help="Do not try the concatenation of several models."),
         click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--jobs", type=int, default=1, show_default=True, help="Outer folds run in parallel."),
+        click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Outer folds run in parallel."),
         classes_option,
         click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Where report.json, report.txt and confusion.png go (default DATA_DIR/classifier)."),
