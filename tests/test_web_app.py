@@ -584,11 +584,13 @@ def test_search_page_links_carry_the_base_url_path(env: Any) -> None:
 
     _, catalogue, _, _ = env
     settings = Settings(data_dir=Path(catalogue.path).parent, base_url="https://pictures.example.org/ivs/")
+    region = next(r for r in catalogue.regions() if not is_noise(r["flags"]))
     with TestClient(create_app(settings, ServeOptions(), similar_backend=FakeSimilar())) as client:
-        page = client.get("/?lang=en")
-    assert page.status_code == 200
-    links = re.findall(r'(?:href|src|action|hx-get)="(/[^"]*)"', page.text)
-    assert links and all(link.startswith("/ivs/") for link in links), [x for x in links if not x.startswith("/ivs/")]
+        for url in ("/?lang=en", f"/region/{region['id']}?lang=en"):  # the region page's language switch too
+            page = client.get(url)
+            assert page.status_code == 200, url
+            links = re.findall(r'(?:href|src|action|hx-get)="(/[^"]*)"', page.text)
+            assert links and all(x.startswith("/ivs/") for x in links), [x for x in links if not x.startswith("/ivs/")]
 
 
 def test_health_openapi_errors_and_cors(env: Any) -> None:

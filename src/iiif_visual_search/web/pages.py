@@ -568,7 +568,9 @@ def _base_context(request: Request, lang: str, state: SearchState | None) -> dic
         if state is not None:
             switch[code] = f"{root}/" + state.query(lang=code)
         else:
-            switch[code] = request.url.path + "?" + urlencode(
+            path = request.url.path  # under root, like every other link (the server may have added it)
+            path = path if root and path.startswith(root + "/") else root + path
+            switch[code] = path + "?" + urlencode(
                 [(k, v) for k, v in request.query_params.multi_items() if k != "lang"] + [("lang", code)])
     return {"lang": lang, "t": translator(lang), "cls": lambda label: class_name(label, lang), "root": root,
             "switch": switch, "urls": st.urls, **_links(request, st, lang, state)}
