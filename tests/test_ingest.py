@@ -432,3 +432,13 @@ def test_the_summary_counts_regions_of_removed_canvases_and_manifests(tmp_path: 
     collection.write_text(json.dumps(doc))
     run_ingest(data, str(collection))
     assert sorted(r["id"] for r in regions_json(data)) == sorted(r["id"] for r in before)
+
+
+def test_a_catalogue_that_is_not_sqlite_is_an_error_message(tmp_path: Path) -> None:
+    """A damaged or foreign catalogue.sqlite ended every verb in sqlite3's traceback."""
+    (tmp_path / "catalogue.sqlite").write_text("garbage")
+    manifest = shared("iiif", "cookbook-0068-newspaper", "newspaper_issue_1-manifest.json")
+    for verb in (["status"], ["regions"], ["ingest", str(manifest)]):
+        res = CliRunner().invoke(main, ["--data-dir", str(tmp_path), *verb])
+        assert res.exit_code == 1 and "cannot open the catalogue" in res.output, (verb, res.output)
+        assert "file is not a database" in res.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import click
 from pydantic import ValidationError
 
@@ -26,4 +28,7 @@ def open_catalogue(settings: Settings, must_exist: bool = True) -> Catalogue:
             f"no catalogue at {settings.catalogue_path}: run 'ivs ingest SOURCE' first "
             "(or point --data-dir / IVS_DATA_DIR at an existing one)"
         )
-    return Catalogue(settings.catalogue_path)
+    try:
+        return Catalogue(settings.catalogue_path)
+    except sqlite3.DatabaseError as e:  # not SQLite at all, or locked past the timeout
+        raise click.ClickException(f"cannot open the catalogue {settings.catalogue_path}: {e}") from e
