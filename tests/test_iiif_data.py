@@ -61,3 +61,25 @@ def test_build_catalogue_holds_both_versions(tmp_path: Path) -> None:
         assert manifests[3]["uri"].startswith("https://")
         for m in manifests.values():
             assert catalogue.regions(m["id"]), f"no regions read for {m['uri']}"
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_our_search_service_replaces_the_sources_so_viewers_use_it(version: int) -> None:
+    """NLN's manifest carries its own Content Search 0 service; Mirador takes the first search/0 it finds."""
+    from iiif_visual_search.iiif.common import Urls
+    from iiif_visual_search.iiif.manifests import augment_manifest
+
+    path = SHARED_DATA / "iiif" / "nb-norway" / f"presentation_{version}_searchable-manifest.json"
+    if not path.exists():
+        pytest.skip(f"needs {path}")
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    doc = augment_manifest(raw, version=version, manifest_id="m1", source_uri="https://api.nb.no/m",
+                           canvas_positions={}, urls=Urls("https://ivs.example.org"))
+    services = doc["service"]
+    ids = [s.get("id") or s.get("@id") for s in services]
+    searches = [i for s, i in zip(services, ids) if "search" in str(s.get("profile", "")) + str(s.get("type", ""))]
+    assert searches and all(i.startswith("https://ivs.example.org/search/") for i in searches)
+    assert (services[0].get("profile") or "").endswith("/search/1/search")
+    # The source (and its own search) stays one link away.
+    see_also = [s.get("id") or s.get("@id") for s in doc["seeAlso"]] if isinstance(doc["seeAlso"], list) else []
+    assert "https://api.nb.no/m" in see_also

@@ -84,8 +84,7 @@ def augment_manifest(raw: Mapping[str, Any], *, version: int, manifest_id: str, 
     if version >= 3:
         doc["id"] = urls.manifest(manifest_id)
         doc.pop("@id", None)
-        services = [s for s in _as_list(doc.get("service")) if not _is_ours(s, urls)]
-        doc["service"] = services + search_services_v3(urls, manifest_id)
+        doc["service"] = search_services_v3(urls, manifest_id) + _other_services(doc, urls)
         if source_uri and source_uri != doc["id"]:
             doc["seeAlso"] = _as_list(doc.get("seeAlso")) + [{
                 "id": source_uri, "type": "Dataset", "format": "application/ld+json",
@@ -93,8 +92,7 @@ def augment_manifest(raw: Mapping[str, Any], *, version: int, manifest_id: str, 
             }]
     else:
         doc["@id"] = urls.manifest(manifest_id)
-        services = [s for s in _as_list(doc.get("service")) if not _is_ours(s, urls)]
-        doc["service"] = services + search_services_v2(urls, manifest_id)
+        doc["service"] = search_services_v2(urls, manifest_id) + _other_services(doc, urls)
         if source_uri and source_uri != doc["@id"]:
             doc["seeAlso"] = _as_list(doc.get("seeAlso")) + [{"@id": source_uri, "format": "application/ld+json"}]
     for place, canvas in enumerate(canvases_of(doc)):
@@ -108,6 +106,23 @@ def augment_manifest(raw: Mapping[str, Any], *, version: int, manifest_id: str, 
             lists = [p for p in _as_list(canvas.get("otherContent")) if _id(p) != link2["@id"]]
             canvas["otherContent"] = lists + [link2]
     return doc
+
+
+def _other_services(doc: Mapping[str, Any], urls: Urls) -> list[Any]:
+    """The source's services, less any Content Search service.
+
+    Viewers take the first search service they understand (Mirador 4: the first search/0, then search/1), so
+    a source's own search would hide ours, which searches the text around the pictures. The source's search
+    stays reachable through the source manifest, linked from ``seeAlso``.
+    """
+    return [s for s in _as_list(doc.get("service")) if not _is_ours(s, urls) and not _is_search(s)]
+
+
+def _is_search(service: Any) -> bool:
+    if not isinstance(service, Mapping):
+        return False
+    kinds = [str(service.get(k) or "") for k in ("profile", "type", "@type")]
+    return any("iiif.io/api/search/" in k or k.startswith("SearchService") for k in kinds)
 
 
 def _is_ours(service: Any, urls: Urls) -> bool:
