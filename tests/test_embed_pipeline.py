@@ -237,3 +237,19 @@ def test_cli_similar_says_when_the_query_file_is_not_a_picture(data_dir, tmp_pat
     for name in ("not-a-picture.json", "truncated.jpg"):
         res = runner.invoke(main, [*base, "similar", "--image", str(tmp_path / name), "--model", "fingerprint"])
         assert res.exit_code == 1 and f"Error: cannot read {tmp_path / name} as an image" in res.output, res.output
+
+
+def test_cli_similar_names_an_unknown_manifest(data_dir) -> None:
+    """``--manifest nope`` printed no hits and exited 0, where fetch and regions say there is no such manifest."""
+    runner = CliRunner()
+    base = ["--data-dir", str(data_dir)]
+    assert runner.invoke(main, [*base, "embed", "--model", "fingerprint"]).exit_code == 0
+    some = _region_ids(Catalogue(data_dir / "catalogue.sqlite"))[0]
+    query = [*base, "similar", "--region", some, "--model", "fingerprint", "--k", "3"]
+    res = runner.invoke(main, [*query, "--manifest", "nope"])
+    assert res.exit_code == 1 and "no manifest 'nope' in the catalogue" in res.output, res.output
+    # The manifest's IIIF id, or our short id, still filter.
+    by_uri = runner.invoke(main, [*query, "--manifest", "https://example.org/m1"])
+    by_id = runner.invoke(main, [*query, "--manifest", manifest_id_for("https://example.org/m1")])
+    assert by_uri.exit_code == by_id.exit_code == 0 and by_uri.output == by_id.output
+    assert len(by_uri.output.strip().splitlines()) == 3

@@ -92,6 +92,11 @@ def similar(ctx: click.Context, image_path: str | None, region_id: str | None, t
         raise click.UsageError("give exactly one of --image, --region, --text")
     settings = settings_from(ctx)
     catalogue = open_catalogue(settings)
+    if manifest:  # as fetch and regions do: an unknown manifest is a mistake, not "no hits"
+        row = catalogue.find_manifest(manifest)
+        if row is None:
+            raise click.ClickException(f"no manifest {manifest!r} in the catalogue (see 'ivs status')")
+        manifest = row["id"]
     image = None
     if image_path:
         try:
