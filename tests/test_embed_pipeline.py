@@ -253,3 +253,15 @@ def test_cli_similar_names_an_unknown_manifest(data_dir) -> None:
     by_id = runner.invoke(main, [*query, "--manifest", manifest_id_for("https://example.org/m1")])
     assert by_uri.exit_code == by_id.exit_code == 0 and by_uri.output == by_id.output
     assert len(by_uri.output.strip().splitlines()) == 3
+
+
+def test_cli_embed_fails_when_no_image_could_be_embedded(data_dir) -> None:
+    """Every cached image unreadable: "embedded 0, failed 24" and exit code 0, as if all went well."""
+    for image in (data_dir / "images").iterdir():
+        image.write_bytes(b"not an image")
+    res = CliRunner().invoke(main, ["--data-dir", str(data_dir), "embed", "--model", "fingerprint"])
+    assert res.exit_code == 1, res.output
+    assert f"{N} region image(s) could not be embedded" in res.output
+    assert "Error: no region image could be embedded" in res.output
+    index_line = next(line for line in res.output.splitlines() if line.startswith("index fingerprint: "))
+    assert json.loads(index_line.removeprefix("index fingerprint: "))["live"] == 0  # JSON, not a Python repr

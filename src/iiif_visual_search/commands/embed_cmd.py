@@ -42,7 +42,12 @@ def embed(ctx: click.Context, model: str, device: str | None, precision: str, ba
                f"({report.images_per_second:.1f} img/s)", err=True)
     if not no_index:
         stats = update_indexes(VectorStore(settings.data_dir, report.model, catalogue))
-        click.echo(f"index {report.model}: {stats}", err=True)
+        click.echo(f"index {report.model}: {json.dumps(stats)}", err=True)
+    if report.failed:
+        click.echo(f"{report.failed} region image(s) could not be embedded: see 'ivs quarantine --kind embed'",
+                   err=True)
+    if report.failed and not report.embedded:  # the rule fetch follows: fail only when nothing could be done
+        raise click.ClickException("no region image could be embedded")
 
 
 @click.command("index")
