@@ -83,6 +83,11 @@ def test_import_train_apply_evaluate(tmp_path: Path) -> None:
     assert all(r["model_version"] == applied["model_version"] and 0 < r["probability"] <= 1 for r in rows)
     agree = sum(r["label"] == truth[r["region_id"]] for r in rows) / len(rows)
     assert agree > 0.6  # applied to its own training data
+    # The classifier taken to a data dir that has no vectors of its model: said, not a traceback.
+    Catalogue(tmp_path / "other" / "catalogue.sqlite").close()
+    res = run(main, ["--data-dir", str(tmp_path / "other"), "classify", "apply",
+                     "--classifier", str(data / "classifier" / "model")])
+    assert res.exit_code == 1 and "Error: no vectors at" in res.output and "run 'ivs embed'" in res.output, res.output
 
     res = run(main, [*base, "evaluate", "classification", "--model", "fingerprint", "--outer", "3", "--inner", "2",
                      "--out", str(tmp_path / "ev")])

@@ -165,7 +165,10 @@ def apply(ctx: click.Context, model_dir: Path | None, as_json: bool) -> None:
         raise click.ClickException(f"no trained classifier at {model_dir}: run 'ivs classify train' first")
     clf = TrainedClassifier.load(model_dir)
     with open_catalogue(settings) as catalogue:
-        counts = apply_classifier(catalogue, settings.data_dir, clf, show_progress=not as_json)
+        try:
+            counts = apply_classifier(catalogue, settings.data_dir, clf, show_progress=not as_json)
+        except FileNotFoundError as e:  # the classifier's embedding model has no vectors in this data dir
+            raise click.ClickException(str(e)) from e
     out = {"model_version": clf.version, "labelled": sum(counts.values()), "by_class": counts}
     if as_json:
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
