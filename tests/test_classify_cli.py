@@ -122,3 +122,11 @@ def test_train_and_evaluate_refuse_fewer_than_two_folds(tmp_path: Path) -> None:
         for option, value in (("--outer", "1"), ("--inner", "1"), ("--jobs", "0")):
             res = runner.invoke(main, ["--data-dir", str(tmp_path / "d"), *verb, option, value])
             assert res.exit_code == 2 and option in res.output, (verb, option, res.output)
+
+
+def test_zero_shot_with_a_model_that_cannot_be_loaded_says_why(tmp_path: Path) -> None:
+    """An unavailable model ended ``classify zero-shot`` in an EmbedderUnavailable traceback."""
+    Catalogue(tmp_path / "catalogue.sqlite").close()
+    res = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "classify", "zero-shot",
+                                    "--model", str(tmp_path / "no-such-model")])
+    assert res.exit_code == 1 and "Error: no model folder at" in res.output, res.output

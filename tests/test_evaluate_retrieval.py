@@ -100,3 +100,14 @@ def test_cli_evaluate_retrieval_rejects_limits_below_one(tmp_path: Path) -> None
         result = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "data"), "evaluate", "retrieval",
                                            "--model", "fingerprint", "--images", str(tmp_path), option, value])
         assert result.exit_code == 2 and option in result.output, (option, value, result.output)
+
+
+def test_cli_evaluate_retrieval_with_a_model_that_cannot_be_loaded_says_why(tmp_path: Path) -> None:
+    """An unavailable model ended ``evaluate retrieval`` in an EmbedderUnavailable traceback."""
+    folder = tmp_path / "images" / "Map"
+    folder.mkdir(parents=True)
+    for i, item in enumerate(_pictures()[:2]):
+        item.load().save(folder / f"{i}.png")
+    result = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "data"), "evaluate", "retrieval", "--model",
+                                       str(tmp_path / "no-such-model"), "--images", str(tmp_path / "images")])
+    assert result.exit_code == 1 and "Error: no model folder at" in result.output, result.output

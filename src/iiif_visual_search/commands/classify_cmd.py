@@ -189,11 +189,14 @@ def zero_shot_cmd(ctx: click.Context, model: str, classes_spec: str | None, temp
     from ..classify.labels_io import store_labels
     from ..classify.vectors import stored_vectors
     from ..classify.zeroshot import class_prompts, text_vectors, zero_shot
-    from ..embed.models import get_embedder
+    from ..embed.models import EmbedderUnavailable, get_embedder
 
     settings = settings_from(ctx)
     classes = _classes(classes_spec)
-    embedder = get_embedder(model)
+    try:
+        embedder = get_embedder(model)
+    except EmbedderUnavailable as e:
+        raise click.ClickException(str(e)) from e
     if not getattr(embedder, "supports_text", False):
         raise click.ClickException(f"{model} has no text tower: use siglip or clip")
     prompts = class_prompts(classes)

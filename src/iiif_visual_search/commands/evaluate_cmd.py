@@ -40,7 +40,7 @@ def retrieval(ctx: click.Context, models: tuple[str, ...], region_ids: str | Non
     """Exact retrieval of augmented images: top-1/5/10/50 per model and class, plot, failure contact sheet."""
     from PIL import Image
 
-    from ..embed.models import get_embedder
+    from ..embed.models import EmbedderUnavailable, get_embedder
     from ..evaluate.local_crops import images_in
     from ..evaluate.retrieval import RetrievalItem, run_retrieval, text_summary, write_outputs
 
@@ -57,7 +57,10 @@ def retrieval(ctx: click.Context, models: tuple[str, ...], region_ids: str | Non
     if len(items) < 2:
         raise click.ClickException("fewer than two images to evaluate: fetch region images ('ivs fetch') "
                                    "or pass --images DIR")
-    embedders = {m: get_embedder(m) for m in models}
+    try:
+        embedders = {m: get_embedder(m) for m in models}
+    except EmbedderUnavailable as e:
+        raise click.ClickException(str(e)) from e
     report = run_retrieval(items, embedders, seed=seed)
     summary = write_outputs(report, out_dir or settings.data_dir / "evaluation", max(0, failure_rank))
     if as_json:
