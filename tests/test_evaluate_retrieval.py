@@ -111,3 +111,14 @@ def test_cli_evaluate_retrieval_with_a_model_that_cannot_be_loaded_says_why(tmp_
     result = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "data"), "evaluate", "retrieval", "--model",
                                        str(tmp_path / "no-such-model"), "--images", str(tmp_path / "images")])
     assert result.exit_code == 1 and "Error: no model folder at" in result.output, result.output
+
+
+def test_cli_evaluate_retrieval_names_unknown_regions(tmp_path: Path) -> None:
+    """``--regions rnope`` was dropped without a word and the run told to fetch region images."""
+    from iiif_visual_search.catalogue import Catalogue
+
+    Catalogue(tmp_path / "catalogue.sqlite").close()
+    result = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "evaluate", "retrieval", "--model", "fingerprint",
+                                       "--regions", "rnope,rgone"])
+    assert result.exit_code == 1, result.output
+    assert "2 region(s) not in the catalogue or without a fetched image: rgone, rnope" in result.output

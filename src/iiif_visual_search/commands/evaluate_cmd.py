@@ -83,6 +83,10 @@ def _catalogue_items(catalogue, data_dir: Path, region_ids: str | None) -> list:
            WHERE r.deleted = 0 ORDER BY r.id""")
     if region_ids and region_ids != "all":
         wanted = {s.strip() for s in region_ids.split(",") if s.strip()}
+        missing = sorted(wanted - {r["id"] for r in rows})
+        if missing:  # dropping them quietly ended in "fewer than two images: fetch region images"
+            raise click.ClickException(f"{len(missing)} region(s) not in the catalogue or without a fetched "
+                                       f"image: {', '.join(missing[:5])}")
         rows = [r for r in rows if r["id"] in wanted]
     elif region_ids is None and any(r["label"] in PAPER_RETRIEVAL_CLASSES for r in rows):
         rows = [r for r in rows if r["label"] in PAPER_RETRIEVAL_CLASSES]
