@@ -442,3 +442,16 @@ def test_a_catalogue_that_is_not_sqlite_is_an_error_message(tmp_path: Path) -> N
         res = CliRunner().invoke(main, ["--data-dir", str(tmp_path), *verb])
         assert res.exit_code == 1 and "cannot open the catalogue" in res.output, (verb, res.output)
         assert "file is not a database" in res.output
+
+
+def test_a_document_named_as_a_path_and_as_a_file_url_is_read_once(sample: Path, tmp_path: Path) -> None:
+    """A collection listing itself by file:// URL, ingested by path, was read twice ("2 collection(s)"), and a
+    manifest given both ways counted twice."""
+    collection = json.loads(sample.read_text())
+    collection["items"].insert(0, {"id": sample.resolve().as_uri(), "type": "Collection"})
+    sample.write_text(json.dumps(collection))
+    report = run_ingest(tmp_path / "data", str(sample))
+    assert report.collections == 1 and report.manifests_seen == len(collection["items"]) - 1
+    manifest = Path(collection["items"][1]["id"].removeprefix("file://"))
+    report = run_ingest(tmp_path / "data2", str(manifest), manifest.as_uri())
+    assert report.manifests_seen == 1

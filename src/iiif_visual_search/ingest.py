@@ -18,7 +18,7 @@ from typing import Any
 from .catalogue import Catalogue, RegionRow, canvas_id_for, manifest_id_for, region_id_for
 from .config import Settings
 from .geometry import GeometryError, flags_for, page_scale, to_canvas
-from .loader import DocumentLoader, LoadError, resolve
+from .loader import DocumentLoader, LoadError, local_path, resolve
 from .records import CollectionRecord, LayoutError, ManifestError, ManifestRecord
 from .sources.layout import read_layout
 from .sources.manifest import parse_bytes
@@ -110,9 +110,12 @@ class Ingester:
         return source
 
     async def _source(self, ref: str) -> None:
-        if ref in self._seen_docs:
+        # A local document named once as a path and once as a file:// URL is one document: read it once.
+        path = local_path(ref)
+        key = str(path.resolve()) if path is not None else ref
+        if key in self._seen_docs:
             return
-        self._seen_docs.add(ref)
+        self._seen_docs.add(key)
         try:
             data = await self.loader.load(ref)
             document = await asyncio.to_thread(parse_bytes, data, url=ref)
