@@ -383,10 +383,14 @@ def test_layout_map_rejects_an_empty_layout_cell_and_position_zero(tmp_path: Pat
 
 
 def test_ingest_rejects_concurrency_below_one(tmp_path: Path) -> None:
-    """``--concurrency -1`` ended in a traceback from asyncio.Semaphore."""
+    """``--concurrency -1`` ended in a traceback from asyncio.Semaphore; ``--dpi -300`` was taken."""
     manifest = shared("iiif", "cookbook-0068-newspaper", "newspaper_issue_1-manifest.json")
     res = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "d"), "ingest", str(manifest), "--concurrency", "-1"])
     assert res.exit_code == 2 and "--concurrency" in res.output, res.output
+    # A DPI of 0 or below turned every mm10/inch1200 box into nothing (negative scale, clipped away).
+    for dpi in ("0", "-300"):
+        res = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "d"), "ingest", str(manifest), "--dpi", dpi])
+        assert res.exit_code == 2 and "--dpi" in res.output, res.output
 
 
 def test_a_bad_environment_setting_is_named_not_a_traceback(tmp_path: Path, monkeypatch) -> None:

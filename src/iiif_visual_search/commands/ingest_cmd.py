@@ -19,7 +19,7 @@ from .common import open_catalogue, settings_from
 @click.option("--layout-map", "layout_map_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CSV of 'canvas,layout' rows (canvas id or 1-based position; layout path or URL) for "
                    "manifests that do not link their layout files.")
-@click.option("--dpi", type=float, default=None,
+@click.option("--dpi", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Scan resolution for mm10/inch1200 layouts that state no page size "
                    "(default: from the manifest's physical-dimensions service).")
 @click.option("--new-only", is_flag=True, help="Skip canvases whose layout was already read (faster re-runs).")
