@@ -251,6 +251,12 @@ def test_changed_and_removed_sources_are_logged(tmp_path: Path) -> None:
     assert report.regions_deleted > 0 and report.manifests_deleted == 1
     after = regions_json(data)
     assert not any(r["manifest"] == removed for r in after)
+    # --include-deleted lists them too, told apart (they were indistinguishable from the live ones).
+    every = regions_json(data, "--include-deleted")
+    assert {r["id"] for r in every if r.get("deleted")} == {r["id"] for r in before} - {r["id"] for r in after}
+    assert not any("deleted" in r for r in after)
+    text = CliRunner().invoke(main, ["--data-dir", str(data), "regions", "--include-deleted"]).output
+    assert text.count("(deleted)") == report.regions_deleted
     with Catalogue(data / "catalogue.sqlite") as catalogue:
         kinds = [r["kind"] for r in catalogue.query("SELECT kind FROM change ORDER BY seq")]
         assert kinds.count("delete") >= report.regions_deleted

@@ -67,6 +67,8 @@ def region_json(row: sqlite3.Row) -> dict[str, Any]:
     }
     if row["image_path"]:
         out["image"] = row["image_path"]
+    if row["deleted"]:  # only listed with --include-deleted, where it must be told apart from the live ones
+        out["deleted"] = True
     return out
 
 
@@ -91,8 +93,9 @@ def regions(ctx: click.Context, manifest_ref: str | None, as_json: bool, include
             click.echo(json.dumps(region_json(row), ensure_ascii=False))
         else:
             flags = f" [{row['flags']}]" if row["flags"] else ""
+            gone = "  (deleted)" if row["deleted"] else ""
             click.echo(f"{row['id']}  p{row['canvas_position'] + 1:<4} {row['x']},{row['y']},{row['w']},{row['h']}"
-                       f"  {row['block_type']}{flags}")
+                       f"  {row['block_type']}{flags}{gone}")
 
 
 @click.command()
