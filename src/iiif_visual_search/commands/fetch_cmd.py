@@ -42,7 +42,7 @@ def fetch(ctx: click.Context, manifest_ref: str | None, max_long: int, min_short
     Re-running fetches only what is missing or changed. Failures are quarantined with the reason (see
     'ivs quarantine'); the command fails only when regions were pending and none could be fetched.
     """
-    if min(max_long, min_short, per_host, global_limit) < 1 or retries < 0:
+    if min(max_long, min_short, per_host, global_limit, max_bytes) < 1 or retries < 0:
         raise click.UsageError("sizes and limits must be positive")
     settings = settings_from(ctx, contact=contact, timeout_s=timeout_s)
     catalogue = open_catalogue(settings)
