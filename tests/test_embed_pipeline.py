@@ -265,3 +265,20 @@ def test_cli_embed_fails_when_no_image_could_be_embedded(data_dir) -> None:
     assert "Error: no region image could be embedded" in res.output
     index_line = next(line for line in res.output.splitlines() if line.startswith("index fingerprint: "))
     assert json.loads(index_line.removeprefix("index fingerprint: "))["live"] == 0  # JSON, not a Python repr
+
+
+def test_cli_similar_by_a_region_without_an_image_says_to_fetch_it(data_dir) -> None:
+    """A region never fetched (flagged tiny, say) was answered "no fingerprint vector: run 'ivs embed'", which
+    cannot help: embed only reads fetched images."""
+    cat = Catalogue(data_dir / "catalogue.sqlite")
+    unfetched = _region_ids(cat)[0]
+    with cat.transaction() as conn:
+        conn.execute("DELETE FROM region_image WHERE region_id=?", (unfetched,))
+        conn.execute("UPDATE region SET flags='tiny' WHERE id=?", (unfetched,))
+    cat.close()
+    runner = CliRunner()
+    base = ["--data-dir", str(data_dir)]
+    assert runner.invoke(main, [*base, "embed", "--model", "fingerprint"]).exit_code == 0
+    res = runner.invoke(main, [*base, "similar", "--region", unfetched, "--model", "fingerprint"])
+    assert res.exit_code == 1, res.output
+    assert f"region '{unfetched}' has no fetched image (flagged tiny: fetch it with --skip-flag none)" in res.output

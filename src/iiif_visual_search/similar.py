@@ -55,9 +55,18 @@ def query_vector(catalogue, store: VectorStore, *, region_id: str | None = None,
     if sum(given) != 1:
         raise ValueError("give exactly one of region_id, image, vector, text")
     if region_id is not None:
-        if catalogue.region(region_id) is None:  # say so, rather than blame a missing embedding
+        row = catalogue.region(region_id)
+        if row is None:  # say so, rather than blame a missing embedding
             raise KeyError(f"no region {region_id!r} in the catalogue (see 'ivs regions')")
-        return store.vectors_for([region_id])
+        try:
+            return store.vectors_for([region_id])
+        except KeyError:
+            if row["image_path"]:
+                raise
+            # 'ivs embed' alone cannot help: there is nothing to embed yet.
+            flagged = f" (flagged {row['flags']}: fetch it with --skip-flag none)" if row["flags"] else ""
+            raise KeyError(f"region {region_id!r} has no fetched image{flagged}: run 'ivs fetch', then "
+                           "'ivs embed'") from None
     if vector is not None:
         v = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         if v.shape[1] != store.descriptor.dim:
