@@ -94,6 +94,13 @@ def test_import_train_apply_evaluate(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "micro-F1" in res.output and (tmp_path / "ev" / "report.json").exists()
     assert not (tmp_path / "ev" / "model").exists()
+    # Without --out, the evaluation has its own folder: it overwrote the saved classifier's report.
+    trained = (data / "classifier" / "report.json").read_text()
+    res = run(main, [*base, "evaluate", "classification", "--model", "fingerprint", "--outer", "3", "--inner", "2",
+                     "--seed", "1"])
+    assert res.exit_code == 0, res.output
+    assert (data / "classifier" / "report.json").read_text() == trained
+    assert "model" not in json.loads((data / "evaluation" / "report.json").read_text())
 
 
 def test_import_labels_reports_a_broken_file_without_a_traceback(tmp_path: Path) -> None:

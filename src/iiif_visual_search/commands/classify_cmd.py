@@ -94,7 +94,8 @@ def _cv_options(f):  # noqa: ANN001, ANN202 — a click decorator stack
         click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Outer folds run in parallel."),
         classes_option,
         click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                     help="Where report.json, report.txt and confusion.png go (default DATA_DIR/classifier)."),
+                     help="Where report.json, report.txt and confusion.png go (default DATA_DIR/classifier; "
+                          "for evaluate, DATA_DIR/evaluation)."),
         click.option("--json", "as_json", is_flag=True, help="Print the JSON report."),
     ]):
         f = opt(f)
@@ -109,7 +110,8 @@ def _run_cv(ctx: click.Context, models: tuple[str, ...], outer: int, inner: int,
 
     settings = settings_from(ctx)
     classes = _classes(classes_spec)
-    out_dir = out_dir or settings.data_dir / "classifier"
+    # An evaluation must not overwrite the report that describes the saved classifier.
+    out_dir = out_dir or settings.data_dir / ("classifier" if save_model else "evaluation")
     with open_catalogue(settings) as catalogue:
         try:
             ts = training_set(catalogue, settings.data_dir, list(models), classes)
