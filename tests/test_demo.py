@@ -42,3 +42,6 @@ def test_demo_offline_falls_back_to_the_local_sample_and_indexes_it(tmp_path: Pa
         env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "fetched 0 region image(s)" in again.stderr and "0 embedded" in again.stderr
+    # The index summary is JSON, as 'ivs index' prints it (it was a Python dict repr).
+    line = next(x for x in again.stderr.splitlines() if x.startswith("fingerprint: 0 embedded"))
+    assert json.loads(line.split("; index ", 1)[1])["live"] > 0

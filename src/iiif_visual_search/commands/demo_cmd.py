@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -75,7 +76,8 @@ def embed_and_index(settings: Settings, models: list[str], *, quiet: bool = Fals
                 continue
             report = run_embed(catalogue, settings.data_dir, embedder=embedder, progress=not quiet)
             stats = update_indexes(VectorStore(settings.data_dir, report.model, catalogue))
-            click.echo(f"{report.model}: {report.embedded} embedded, {report.failed} failed; index {stats}",
+            click.echo(f"{report.model}: {report.embedded} embedded, {report.failed} failed; "
+                       f"index {json.dumps(stats)}",
                        err=True)
             done.append(report.model)
     return done
