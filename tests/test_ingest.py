@@ -465,3 +465,22 @@ def test_a_document_named_as_a_path_and_as_a_file_url_is_read_once(sample: Path,
     manifest = Path(collection["items"][1]["id"].removeprefix("file://"))
     report = run_ingest(tmp_path / "data2", str(manifest), manifest.as_uri())
     assert report.manifests_seen == 1
+
+
+def test_status_counts_labels_and_vectors_of_live_regions_once(sample: Path, tmp_path: Path) -> None:
+    """A region labelled by hand and by the model counted twice in "labels:", and deleted regions' labels and
+    vectors were counted while every other line of the status leaves them out."""
+    data = tmp_path / "data"
+    run_ingest(data, str(sample))
+    with Catalogue(data / "catalogue.sqlite") as catalogue:
+        a, b, gone = (r["id"] for r in catalogue.query("SELECT id FROM region ORDER BY id LIMIT 3"))
+        catalogue.set_labels([(a, "Map", None), (gone, "Map", None)], "manual")
+        catalogue.set_labels([(a, "Illustration or photograph", 0.6), (b, "Map", 0.9)], "model", "v1")
+        with catalogue.transaction() as conn:
+            conn.executemany("INSERT INTO embedding(region_id, model, row) VALUES (?, 'fingerprint', ?)",
+                             [(a, 0), (b, 1), (gone, 2)])
+            conn.execute("UPDATE region SET deleted=1 WHERE id=?", (gone,))
+    res = CliRunner().invoke(main, ["--data-dir", str(data), "status", "--json"])
+    info = json.loads(res.output)
+    assert info["labels"] == {"Map": 2}  # a: manual Map wins over the model's guess; b: the model's Map
+    assert info["embeddings"] == {"fingerprint": 2}

@@ -532,10 +532,16 @@ class Catalogue:
                 by_flag[flag] = by_flag.get(flag, 0) + 1
         quarantine = {r["kind"]: r["n"] for r in self.query(
             "SELECT kind, COUNT(*) AS n FROM quarantine GROUP BY kind ORDER BY kind")}
+        # Like every other count here, live regions only; and one label per region, the one search uses (a
+        # manual label wins over the model's), or a region labelled both ways counts twice.
         embeddings = {r["model"]: r["n"] for r in self.query(
-            "SELECT model, COUNT(*) AS n FROM embedding GROUP BY model ORDER BY model")}
+            "SELECT e.model, COUNT(*) AS n FROM embedding e JOIN region r ON r.id = e.region_id "
+            "WHERE r.deleted=0 GROUP BY e.model ORDER BY e.model")}
         labels = {r["label"]: r["n"] for r in self.query(
-            "SELECT label, COUNT(*) AS n FROM label GROUP BY label ORDER BY n DESC")}
+            """SELECT label, COUNT(*) AS n FROM (
+                   SELECT COALESCE(MAX(CASE WHEN l.source='manual' THEN l.label END), MAX(l.label)) AS label
+                   FROM label l JOIN region r ON r.id = l.region_id WHERE r.deleted=0 GROUP BY l.region_id)
+               GROUP BY label ORDER BY n DESC, label""")}
         return {
             "catalogue": str(self.path),
             "manifests": manifests,
