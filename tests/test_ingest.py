@@ -484,3 +484,24 @@ def test_status_counts_labels_and_vectors_of_live_regions_once(sample: Path, tmp
     info = json.loads(res.output)
     assert info["labels"] == {"Map": 2}  # a: manual Map wins over the model's guess; b: the model's Map
     assert info["embeddings"] == {"fingerprint": 2}
+
+
+def test_a_canvas_gone_from_its_manifest_is_no_page_of_it(tmp_path: Path) -> None:
+    """Its row stays (its regions are marked deleted) but no position-based lookup may find it."""
+    pages = sorted(shared("gallicorpora-incunabula").glob("*.xml"))[:2]
+    book = Book("b", "Book", [Page(p.with_suffix(".jpg"), p, "alto") for p in pages])
+    collection = write_sample(shared(), tmp_path / "s", [book])
+    manifest_path = tmp_path / "s" / "b" / "manifest.json"
+    data = tmp_path / "data"
+    run_ingest(data, str(collection))
+    manifest = json.loads(manifest_path.read_text())
+    first = manifest["items"].pop(0)["id"]
+    manifest_path.write_text(json.dumps(manifest))
+    run_ingest(data, str(collection))
+    with Catalogue(data / "catalogue.sqlite") as catalogue:
+        mid = catalogue.query_one("SELECT id FROM manifest")["id"]
+        assert [c["uri"] for c in catalogue.canvases(mid)] == [manifest["items"][0]["id"]]
+        gone = catalogue.query_one("SELECT position FROM canvas WHERE uri=?", (first,))
+        assert gone["position"] == -1
+        # The page that is now first has position 0 (from the reader), and only it answers there.
+        assert len(catalogue.query("SELECT 1 FROM canvas WHERE manifest_id=? AND position=0", (mid,))) == 1

@@ -301,8 +301,9 @@ class Catalogue:
             for row in conn.execute("SELECT id FROM canvas WHERE manifest_id=?", (mid,)).fetchall():
                 if row["id"] not in seen:
                     self._delete_canvas_regions(conn, row["id"])
-                    conn.execute("UPDATE canvas SET layout_status='none', layout_hash='', layout_url='' WHERE id=?",
-                                 (row["id"],))
+                    # Position -1: no longer a page of the book, so no position-based lookup finds it.
+                    conn.execute("UPDATE canvas SET layout_status='none', layout_hash='', layout_url='', position=-1 "
+                                 "WHERE id=?", (row["id"],))
             self._log_change(conn, "update" if old is not None else "create", "manifest", mid)
         return mid, True
 
@@ -346,7 +347,8 @@ class Catalogue:
                 )
 
     def canvases(self, manifest_id: str) -> list[sqlite3.Row]:
-        return self.query("SELECT * FROM canvas WHERE manifest_id=? ORDER BY position", (manifest_id,))
+        return self.query("SELECT * FROM canvas WHERE manifest_id=? AND position >= 0 ORDER BY position",
+                          (manifest_id,))
 
     def manifests(self, include_deleted: bool = False) -> list[sqlite3.Row]:
         where = "" if include_deleted else "WHERE status='ok'"
@@ -513,7 +515,7 @@ class Catalogue:
         for m in self.query(
             """SELECT m.id, m.uri, m.label, m.status,
                       (SELECT COUNT(*) FROM canvas c WHERE c.manifest_id = m.id
-                        AND c.layout_status != 'none') AS canvases,  -- 'none': gone from the manifest
+                        AND c.position >= 0) AS canvases,  -- -1: gone from the manifest
                       (SELECT COUNT(*) FROM canvas c WHERE c.manifest_id = m.id AND c.layout_status='ok') AS layouts,
                       (SELECT COUNT(*) FROM region r WHERE r.manifest_id = m.id AND r.deleted=0) AS regions,
                       (SELECT COUNT(*) FROM region r JOIN region_image ri ON ri.region_id = r.id
