@@ -2,10 +2,11 @@
 // a live `ivs serve` on a free loopback port, and small helpers. Each script passes its own log prefix.
 import { spawn } from 'node:child_process';
 import {
-  createReadStream, existsSync, mkdirSync, realpathSync, statSync, writeFileSync,
+  createReadStream, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync,
 } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -126,4 +127,27 @@ export async function startServer(dataDir, env, seconds = 60) {
   }
   proc.kill('SIGTERM');
   throw new Error(`ivs serve did not answer within ${seconds} s`);
+}
+
+/** Run ``body(tmp, cleanups)`` in a fresh temporary folder; the cleanups run last-in first, then the folder goes
+ * (E2E_KEEP=1 keeps it). */
+export async function inTempDir(log, prefix, body) {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), prefix));
+  const cleanups = [];
+  try {
+    await body(tmp, cleanups);
+  } finally {
+    for (const f of cleanups) { try { await f(); } catch (e) { /* already gone */ } }
+    if (!process.env.E2E_KEEP) rmSync(tmp, { force: true, recursive: true });
+    else log('kept', tmp);
+  }
+}
+
+/** A script's end: PASSED, SKIPPED with its reason (exit 0), or FAILED with the error (exit 1). */
+export function runScript(log, name, main) {
+  main().then(() => { log('PASSED'); }, (e) => {
+    if (e instanceof Skip) { log('SKIPPED:', e.message); process.exit(0); }
+    console.error(`[${name}] FAILED:`, e.stack || e.message);
+    process.exit(1);
+  });
 }

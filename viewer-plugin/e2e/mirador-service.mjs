@@ -9,13 +9,12 @@
 // `annotations.filteredMotivations` naming our motivation: Mirador 4.0.0 lists only commenting/tagging by
 // default), and its search panel sends a Content Search 1.0 query to the service and shows the hits.
 // Screenshots go to test-output/.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import {
-  Skip, chromiumArgs, chromiumPath, freePort, getJson, ivsBin, logger, outDir, pluginDir, run as runIn,
-  sharedData, startServer, staticServer, writeManifests,
+  chromiumArgs, chromiumPath, freePort, getJson, inTempDir, ivsBin, logger, outDir, pluginDir, run as runIn,
+  runScript, sharedData, Skip, startServer, staticServer, writeManifests,
 } from './harness.mjs';
 
 const { check, log } = logger('mirador-service');
@@ -83,9 +82,7 @@ async function main() {
   if (!existsSync(path.join(miradorDist, 'mirador.min.js'))) throw new Skip(`no Mirador at ${miradorDist} (npm ci)`);
   mkdirSync(outDir, { recursive: true });
 
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'ivs-mirador-'));
-  const cleanups = [];
-  try {
+  await inTempDir(log, 'ivs-mirador-', async (tmp, cleanups) => {
     const staticPort = await freePort();
     const staticBase = `http://127.0.0.1:${staticPort}`;
     const files = await staticServer({ data: sharedData, m: path.join(tmp, 'm'), mirador: miradorDist }, staticPort);
@@ -183,15 +180,7 @@ async function main() {
     await page.screenshot({ path: path.join(outDir, 'mirador-search.png') });
     check(true, 'the search panel shows the hits with the matched word');
     log('screenshots in', outDir);
-  } finally {
-    for (const f of cleanups) { try { await f(); } catch (e) { /* already gone */ } }
-    if (!process.env.E2E_KEEP) rmSync(tmp, { force: true, recursive: true });
-    else log('kept', tmp);
-  }
+  });
 }
 
-main().then(() => { log('PASSED'); }, (e) => {
-  if (e instanceof Skip) { log('SKIPPED:', e.message); process.exit(0); }
-  console.error('[mirador-service] FAILED:', e.stack || e.message);
-  process.exit(1);
-});
+runScript(log, 'mirador-service', main);

@@ -8,13 +8,12 @@
 // then opens /viewer and checks: a box drawn over a woodcut finds that woodcut first; clicking a hit
 // in another book opens a new window on the hit's canvas with the region highlighted; picking a
 // marked region finds results too. Screenshots go to test-output/.
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import {
-  Skip, chromiumArgs, chromiumPath, getJson, ivsBin, logger, outDir, pluginDir, sharedData, startServer,
-  staticServer, freePort, run as runIn, writeManifests,
+  chromiumArgs, chromiumPath, freePort, getJson, inTempDir, ivsBin, logger, outDir, pluginDir, run as runIn,
+  runScript, sharedData, Skip, startServer, staticServer, writeManifests,
 } from './harness.mjs';
 
 const { check, log } = logger('e2e');
@@ -51,9 +50,7 @@ async function main() {
   if (!existsSync(bundle)) await run('npm', ['run', 'build', '--prefix', pluginDir]);
   mkdirSync(outDir, { recursive: true });
 
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'ivs-e2e-'));
-  const cleanups = [];
-  try {
+  await inTempDir(log, 'ivs-e2e-', async (tmp, cleanups) => {
     const staticPort = await freePort();
     const staticBase = `http://127.0.0.1:${staticPort}`;
     const files = await staticServer({ data: sharedData, m: path.join(tmp, 'm') }, staticPort);
@@ -178,15 +175,7 @@ async function main() {
     await page.waitForTimeout(1000);
     await page.screenshot({ path: path.join(outDir, 'region-link.png') });
     log('screenshots in', outDir);
-  } finally {
-    for (const f of cleanups) { try { await f(); } catch (e) { /* already gone */ } }
-    if (!process.env.E2E_KEEP) rmSync(tmp, { force: true, recursive: true });
-    else log('kept', tmp);
-  }
+  });
 }
 
-main().then(() => { log('PASSED'); }, (e) => {
-  if (e instanceof Skip) { log('SKIPPED:', e.message); process.exit(0); }
-  console.error('[e2e] FAILED:', e.stack || e.message);
-  process.exit(1);
-});
+runScript(log, 'e2e', main);
