@@ -32,3 +32,14 @@ def open_catalogue(settings: Settings, must_exist: bool = True) -> Catalogue:
         return Catalogue(settings.catalogue_path)
     except sqlite3.DatabaseError as e:  # not SQLite at all, or locked past the timeout
         raise click.ClickException(f"cannot open the catalogue {settings.catalogue_path}: {e}") from e
+
+
+def manifest_id_of(catalogue: Catalogue, ref: str | None) -> str | None:
+    """Our id of the manifest named by ``ref`` (our id, its IIIF id or the URL it was read from); None for
+    no ``ref``. An unknown manifest is a mistake to report, not an empty answer."""
+    if not ref:
+        return None
+    row = catalogue.find_manifest(ref)
+    if row is None:
+        raise click.ClickException(f"no manifest {ref!r} in the catalogue (see 'ivs status')")
+    return str(row["id"])

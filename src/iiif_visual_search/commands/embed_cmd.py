@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import open_catalogue, settings_from
+from .common import manifest_id_of, open_catalogue, settings_from
 
 MODEL_HELP = ("siglip (default), clip, vit, fingerprint, a Hugging Face hub id, or a local checkpoint directory "
               "(use a directory where the hub cannot be reached)")
@@ -97,11 +97,7 @@ def similar(ctx: click.Context, image_path: str | None, region_id: str | None, t
         raise click.UsageError("give exactly one of --image, --region, --text")
     settings = settings_from(ctx)
     catalogue = open_catalogue(settings)
-    if manifest:  # as fetch and regions do: an unknown manifest is a mistake, not "no hits"
-        row = catalogue.find_manifest(manifest)
-        if row is None:
-            raise click.ClickException(f"no manifest {manifest!r} in the catalogue (see 'ivs status')")
-        manifest = row["id"]
+    manifest = manifest_id_of(catalogue, manifest)
     image = None
     if image_path:
         try:

@@ -8,7 +8,7 @@ import click
 
 from ..fetch.image_api import SizePolicy
 from ..fetch.run import DEFAULT_SKIP_FLAGS, FetchOptions, run_fetch
-from .common import open_catalogue, settings_from
+from .common import manifest_id_of, open_catalogue, settings_from
 
 
 @click.command()
@@ -47,12 +47,7 @@ def fetch(ctx: click.Context, manifest_ref: str | None, max_long: int, min_short
     settings = settings_from(ctx, contact=contact, timeout_s=timeout_s)
     catalogue = open_catalogue(settings)
     try:
-        manifest_id = None
-        if manifest_ref:
-            row = catalogue.find_manifest(manifest_ref)
-            if row is None:
-                raise click.ClickException(f"no manifest {manifest_ref!r} in the catalogue")
-            manifest_id = row["id"]
+        manifest_id = manifest_id_of(catalogue, manifest_ref)
         flags = DEFAULT_SKIP_FLAGS if not skip_flags else frozenset(f for f in skip_flags if f != "none")
         options = FetchOptions(
             manifest_id=manifest_id, skip_flags=flags, size=SizePolicy(max_long, min_short), per_host=per_host,

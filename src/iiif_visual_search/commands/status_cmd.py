@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .common import open_catalogue, settings_from
+from .common import manifest_id_of, open_catalogue, settings_from
 
 
 @click.command()
@@ -81,13 +81,7 @@ def regions(ctx: click.Context, manifest_ref: str | None, as_json: bool, include
     """List the regions in the catalogue, in book order."""
     settings = settings_from(ctx)
     with open_catalogue(settings) as catalogue:
-        manifest_id = None
-        if manifest_ref:
-            row = catalogue.find_manifest(manifest_ref)
-            if row is None:
-                raise click.ClickException(f"no manifest {manifest_ref!r} in the catalogue (see 'ivs status')")
-            manifest_id = row["id"]
-        rows = catalogue.regions(manifest_id, include_deleted=include_deleted)
+        rows = catalogue.regions(manifest_id_of(catalogue, manifest_ref), include_deleted=include_deleted)
     for row in rows:
         if as_json:
             click.echo(json.dumps(region_json(row), ensure_ascii=False))
