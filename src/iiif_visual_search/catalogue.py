@@ -208,6 +208,7 @@ class Catalogue:
         columns = {r[1] for r in self.conn.execute("PRAGMA table_info(embedding)")}
         if "image_sha256" not in columns:  # catalogues written before vectors recorded their image
             self.conn.execute("ALTER TABLE embedding ADD COLUMN image_sha256 TEXT NOT NULL DEFAULT ''")
+        self._migrate_region_seq()
         row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             self.conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -216,6 +217,28 @@ class Catalogue:
                 f"{self.path} was written by a newer iiif-visual-search (schema {row[0]}, this one knows "
                 f"{SCHEMA_VERSION}); upgrade the package or use another --data-dir"
             )
+
+    def _migrate_region_seq(self) -> None:
+        """``region.seq``: creation order, the harvest's page key (keyset pages stay put when rows are deleted).
+
+        Rowids would do until a VACUUM renumbers them (the table has a TEXT primary key), so the order gets a
+        column of its own. Existing catalogues number their regions in rowid order, which is insertion order.
+        A trigger numbers every new row, whichever statement inserts it; an upsert that revives a deleted
+        region keeps its number.
+        """
+        done = self.conn.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('region_seq', 'region_number')").fetchone()[0] == 2
+        if done:  # the usual case: no write lock taken just to open the catalogue
+            return
+        with self.transaction() as conn:
+            if "seq" not in {r[1] for r in conn.execute("PRAGMA table_info(region)")}:
+                conn.execute("ALTER TABLE region ADD COLUMN seq INTEGER")
+                conn.execute("UPDATE region SET seq = rowid")
+            conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS region_seq ON region(seq)")
+            conn.execute(
+                """CREATE TRIGGER IF NOT EXISTS region_number AFTER INSERT ON region WHEN NEW.seq IS NULL
+                   BEGIN UPDATE region SET seq = (SELECT COALESCE(MAX(seq), 0) + 1 FROM region)
+                   WHERE rowid = NEW.rowid; END""")
 
     def close(self) -> None:
         self.conn.close()

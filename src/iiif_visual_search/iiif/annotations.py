@@ -1,8 +1,16 @@
 """Region annotations: a Presentation 3 AnnotationPage and a Presentation 2 AnnotationList per canvas.
 
-Shapes follow what Mirador 4 reads (src/lib/AnnotationItem.js, AnnotationResource.js): a SpecificResource
-whose ``source`` has the canvas id and a FragmentSelector with plain integer ``xywh``; the class label is a
-TextualBody with ``purpose: tagging`` so it shows as a chip; v2 uses ``oa:Tag`` resources and ``on``.
+Shapes are chosen so that stock viewers show the regions with no configuration (tested in
+tests/browser/test_stock_clients.py):
+
+* motivation ``commenting`` (v2 ``oa:commenting``): the one motivation that Mirador 4's default
+  ``filteredMotivations`` lists and that Clover and TIFY show too (``classifying`` is hidden by stock Mirador);
+* the class label is the first body, a TextualBody with ``purpose: tagging`` (Mirador shows it as a chip,
+  Clover shows the first body, TIFY every body); a caption follows as a ``describing`` body;
+* the target is a SpecificResource whose ``source`` is the canvas (with ``type`` and ``partOf``, as Clover and
+  Mirador read it) and a FragmentSelector with plain integer ``xywh``; its ``id`` is the same region as a
+  media-fragment IRI, which is what TIFY reads for the box;
+* v2 resources are ``dctypes:Text`` (the 2.1 validator refuses ``oa:Tag``), the target a plain ``on`` string.
 """
 
 from __future__ import annotations
@@ -10,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .common import MEDIA_FRAGMENTS, PREZI2_CONTEXT, PREZI3_CONTEXT, RegionView, Urls, lang_map, thumbnail
+from .common import MEDIA_FRAGMENTS, PREZI2_CONTEXT, PREZI3_CONTEXT, RegionView, Urls, thumbnail
 
-MOTIVATION = "classifying"
+MOTIVATION = "commenting"
+MOTIVATION_V2 = "oa:commenting"
 
 
 def class_label(region: RegionView) -> str:
@@ -28,13 +37,14 @@ def canvas_source(region: RegionView, urls: Urls) -> dict[str, Any]:
         "partOf": [{
             "id": urls.manifest(region.manifest_id),
             "type": "Manifest",
-            "label": lang_map(region.manifest_label or region.manifest_id),
+            "label": region.manifest_label_lang(),
         }],
     }
 
 
 def region_target(region: RegionView, urls: Urls) -> dict[str, Any]:
     return {
+        "id": f"{region.canvas_uri}#{region.fragment}",
         "type": "SpecificResource",
         "source": canvas_source(region, urls),
         "selector": {"type": "FragmentSelector", "conformsTo": MEDIA_FRAGMENTS, "value": region.fragment},
@@ -85,13 +95,13 @@ def region_page(manifest_id: str, position: int, regions: Sequence[RegionView], 
 
 
 def region_resource_v2(region: RegionView, urls: Urls) -> dict[str, Any]:
-    resources: list[dict[str, Any]] = [{"@type": "oa:Tag", "chars": class_label(region)}]
+    resources: list[dict[str, Any]] = [{"@type": "dctypes:Text", "format": "text/plain", "chars": class_label(region)}]
     if region.caption:
         resources.append({"@type": "dctypes:Text", "format": "text/plain", "chars": region.caption})
     return {
         "@id": urls.annotation(region.manifest_id, region.id),
         "@type": "oa:Annotation",
-        "motivation": "oa:classifying",
+        "motivation": MOTIVATION_V2,
         "resource": resources,
         "on": f"{region.canvas_uri}#{region.fragment}",
     }
@@ -106,6 +116,13 @@ def region_list_v2(manifest_id: str, position: int, regions: Sequence[RegionView
         "@type": "sc:AnnotationList",
         "resources": [region_resource_v2(r, urls) for r in regions],
     }
+
+
+def standalone_text_annotation(region: RegionView, urls: Urls) -> dict[str, Any]:
+    """The text annotation on its own id: a Presentation 3 document, so its target is the full
+    SpecificResource (the ``{id, partOf}`` form of Search 2.0 §4.2.3 is for search answers, not for P3)."""
+    return {"@context": PREZI3_CONTEXT, **text_annotation(region, urls, scoped=False),
+            "target": region_target(region, urls)}
 
 
 def standalone_annotation(region: RegionView, urls: Urls) -> dict[str, Any]:

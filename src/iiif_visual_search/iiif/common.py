@@ -6,7 +6,7 @@ Everything in ``iiif/`` is a pure function of its arguments: rows in, JSON-ready
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -35,6 +35,24 @@ DISCOVERY_MEDIA = media_type(DISCOVERY_CONTEXT)
 
 def lang_map(text: str, language: str = "none") -> dict[str, list[str]]:
     return {language: [text]}
+
+
+def language_map(value: Any) -> dict[str, list[str]] | None:
+    """A source manifest's ``label`` as a Presentation 3 language map, its languages kept, or None.
+
+    Takes a v3 map as it is, and v2's forms: a string, ``{"@value", "@language"}``, or a list of either.
+    """
+    if isinstance(value, Mapping) and "@value" not in value:
+        out = {str(k): [str(v) for v in (vals if isinstance(vals, list) else [vals]) if v is not None]
+               for k, vals in value.items()}
+        return {k: v for k, v in out.items() if v} or None
+    merged: dict[str, list[str]] = {}
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, str) and item:
+            merged.setdefault("none", []).append(item)
+        elif isinstance(item, Mapping) and item.get("@value"):
+            merged.setdefault(str(item.get("@language") or "none"), []).append(str(item["@value"]))
+    return merged or None
 
 
 def xywh(x: int, y: int, w: int, h: int) -> str:
@@ -123,6 +141,11 @@ class RegionView:
     image_width: int | None = None
     image_height: int | None = None
     has_cached_image: bool = False
+    # The manifest's label with its languages (``language_map``); the builders fall back to manifest_label.
+    manifest_label_map: dict[str, list[str]] | None = field(default=None, compare=False, hash=False)
+
+    def manifest_label_lang(self) -> dict[str, list[str]]:
+        return self.manifest_label_map or lang_map(self.manifest_label or self.manifest_id)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RegionView:

@@ -19,7 +19,12 @@ def _pages(total: int, size: int) -> int:
     return max(1, -(-total // size))
 
 
-def annotation_collection(*, urls: Urls, total: int, page_size: int) -> dict[str, Any]:
+def page_count(last_seq: int, page_size: int) -> int:
+    """Pages are fixed slices of the sequence numbers 1..last_seq (deleted rows keep their slot)."""
+    return _pages(last_seq, page_size)
+
+
+def annotation_collection(*, urls: Urls, total: int, last_seq: int, page_size: int) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "@context": PREZI3_CONTEXT,
         "id": urls.annotations(),
@@ -29,23 +34,19 @@ def annotation_collection(*, urls: Urls, total: int, page_size: int) -> dict[str
     if total > 0:  # the P3 schema refuses total 0, and there is no first page to point at
         doc["total"] = total
         doc["first"] = {"id": urls.annotations(1), "type": "AnnotationPage"}
-        doc["last"] = {"id": urls.annotations(_pages(total, page_size)), "type": "AnnotationPage"}
+        doc["last"] = {"id": urls.annotations(page_count(last_seq, page_size)), "type": "AnnotationPage"}
     return doc
 
 
-def annotation_harvest_page(regions: Sequence[RegionView], *, urls: Urls, page: int, total: int,
-                            page_size: int) -> dict[str, Any]:
-    last = _pages(total, page_size)
-    part: dict[str, Any] = {"id": urls.annotations(), "type": "AnnotationCollection"}
-    if total > 0:
-        part["total"] = total
+def annotation_harvest_page(regions: Sequence[RegionView], *, urls: Urls, page: int, last_page: int) -> dict[str, Any]:
+    """One slice of the collection; ``partOf`` carries no total, which would cost a count on every page."""
     doc: dict[str, Any] = {
         "@context": PREZI3_CONTEXT,
         "id": urls.annotations(page),
         "type": "AnnotationPage",
-        "partOf": [part],
+        "partOf": [{"id": urls.annotations(), "type": "AnnotationCollection"}],
     }
-    if page < last:
+    if page < last_page:
         doc["next"] = {"id": urls.annotations(page + 1), "type": "AnnotationPage"}
     if page > 1:
         doc["prev"] = {"id": urls.annotations(page - 1), "type": "AnnotationPage"}
@@ -64,7 +65,7 @@ def activity_object(change: Mapping[str, Any], urls: Urls) -> dict[str, Any]:
     return {"id": urls.annotation(manifest_id, change["object_id"]), "type": "Annotation"}
 
 
-def activity_collection(*, urls: Urls, total: int, page_size: int) -> dict[str, Any]:
+def activity_collection(*, urls: Urls, total: int, last_seq: int, page_size: int) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "@context": DISCOVERY_CONTEXT,
         "id": urls.activity(),
@@ -73,14 +74,16 @@ def activity_collection(*, urls: Urls, total: int, page_size: int) -> dict[str, 
     }
     if total > 0:
         doc["first"] = {"id": urls.activity(1), "type": "OrderedCollectionPage"}
-        doc["last"] = {"id": urls.activity(_pages(total, page_size)), "type": "OrderedCollectionPage"}
+        doc["last"] = {"id": urls.activity(page_count(last_seq, page_size)), "type": "OrderedCollectionPage"}
     return doc
 
 
-def activity_page(changes: Sequence[Mapping[str, Any]], *, urls: Urls, page: int, total: int,
+def activity_page(changes: Sequence[Mapping[str, Any]], *, urls: Urls, page: int, last_page: int,
                   page_size: int) -> dict[str, Any]:
-    """One page of activities, oldest first (Change Discovery 1.0 §3.2: the most recent last)."""
-    last = _pages(total, page_size)
+    """One page of activities, oldest first (Change Discovery 1.0 §3.2: the most recent last).
+
+    Page n holds the changes numbered ((n-1)·size, n·size]; the change log only grows, so pages never move."""
+    last = last_page
     doc: dict[str, Any] = {
         "@context": DISCOVERY_CONTEXT,
         "id": urls.activity(page),
@@ -104,8 +107,11 @@ def activity_page(changes: Sequence[Mapping[str, Any]], *, urls: Urls, page: int
     return doc
 
 
-def manifest_collection(manifests: Sequence[Mapping[str, Any]], *, urls: Urls, label: str) -> dict[str, Any]:
-    """A Presentation 3 Collection of every ingested manifest, each pointing at its augmented manifest."""
+def manifest_collection(manifests: Sequence[Mapping[str, Any]], *, urls: Urls, label: str,
+                        labels: Mapping[str, dict[str, list[str]] | None] | None = None) -> dict[str, Any]:
+    """A Presentation 3 Collection of every ingested manifest, each pointing at its augmented manifest.
+
+    ``labels``: manifest id → its label as a language map (kept as the source gave it)."""
     return {
         "@context": PREZI3_CONTEXT,
         "id": urls.collection(),
@@ -113,7 +119,8 @@ def manifest_collection(manifests: Sequence[Mapping[str, Any]], *, urls: Urls, l
         "label": lang_map(label, "en"),
         "service": search_services_v3(urls, None),
         "items": [
-            {"id": urls.manifest(m["id"]), "type": "Manifest", "label": lang_map(m["label"] or m["uri"])}
+            {"id": urls.manifest(m["id"]), "type": "Manifest",
+             "label": (labels or {}).get(m["id"]) or lang_map(m["label"] or m["uri"])}
             for m in manifests
         ],
     }

@@ -7,10 +7,10 @@ because every region annotation targets them. The source manifest is linked from
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from .common import AUTOCOMPLETE1_PROFILE, PREZI3_CONTEXT, SEARCH1_CONTEXT, SEARCH1_PROFILE, SEARCH2_CONTEXT, Urls
+from .common import AUTOCOMPLETE1_PROFILE, PREZI3_CONTEXT, SEARCH1_CONTEXT, SEARCH1_PROFILE, Urls
 
 
 def search_services_v3(urls: Urls, mid: str | None) -> list[dict[str, Any]]:
@@ -32,18 +32,15 @@ def search_services_v3(urls: Urls, mid: str | None) -> list[dict[str, Any]]:
 
 
 def search_services_v2(urls: Urls, mid: str) -> list[dict[str, Any]]:
+    """Content Search 1.0 only: a v2 client reads services by ``@id`` and ``profile`` (the 2.1 validator
+    refuses a service without ``@id``), and Search 2.0 is a Presentation 3 service. v2 clients that want
+    2.0 find it on the v3 Collection (``/collection``)."""
     return [
         {
             "@context": SEARCH1_CONTEXT,
             "@id": urls.search(1, mid),
             "profile": SEARCH1_PROFILE,
             "service": {"@id": urls.autocomplete(1, mid), "profile": AUTOCOMPLETE1_PROFILE},
-        },
-        {
-            "@context": SEARCH2_CONTEXT,
-            "id": urls.search(2, mid),
-            "type": "SearchService2",
-            "service": [{"id": urls.autocomplete(2, mid), "type": "AutoCompleteService2"}],
         },
     ]
 
@@ -74,11 +71,16 @@ def canvases_of(manifest: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def augment_manifest(raw: Mapping[str, Any], *, version: int, manifest_id: str, source_uri: str,
-                     canvas_positions: Mapping[str, int], urls: Urls) -> dict[str, Any]:
-    """A copy of ``raw`` with search services and, on every canvas, a link to its region annotations.
+                     canvas_positions: Mapping[str, int], urls: Urls,
+                     with_regions: Collection[int] | None = None) -> dict[str, Any]:
+    """A copy of ``raw`` with search services and, on each canvas with regions, a link to its region page.
 
     ``canvas_positions`` maps canvas ids (as the catalogue stored them) to their position; canvases not in
-    it fall back to their place in the manifest, which is how the reader numbered them.
+    it fall back to their place in the manifest, which is how the reader numbered them. ``with_regions``:
+    the positions that have regions (None: link every canvas). A page with no annotation is not linked
+    (Presentation 3: an AnnotationPage SHOULD have items), and viewers then need not fetch it.
+
+    Our page comes first among the canvas's pages: TIFY reads only the first one.
     """
     doc = copy.deepcopy(dict(raw))
     if version >= 3:
@@ -97,14 +99,21 @@ def augment_manifest(raw: Mapping[str, Any], *, version: int, manifest_id: str, 
             doc["seeAlso"] = _as_list(doc.get("seeAlso")) + [{"@id": source_uri, "format": "application/ld+json"}]
     for place, canvas in enumerate(canvases_of(doc)):
         position = canvas_positions.get(_id(canvas), place)
+        ours = with_regions is None or position in with_regions
         if version >= 3:
             link = {"id": urls.regions(manifest_id, position), "type": "AnnotationPage"}
-            pages = [p for p in _as_list(canvas.get("annotations")) if _id(p) != link["id"]]
-            canvas["annotations"] = pages + [link]
+            pages = [p for p in _as_list(canvas.get("annotations")) if not _is_our_page(p, urls)]
+            if ours or pages:
+                canvas["annotations"] = ([link] if ours else []) + pages
+            else:
+                canvas.pop("annotations", None)
         else:
             link2 = {"@id": urls.regions(manifest_id, position, version=2), "@type": "sc:AnnotationList"}
-            lists = [p for p in _as_list(canvas.get("otherContent")) if _id(p) != link2["@id"]]
-            canvas["otherContent"] = lists + [link2]
+            lists = [p for p in _as_list(canvas.get("otherContent")) if not _is_our_page(p, urls)]
+            if ours or lists:
+                canvas["otherContent"] = ([link2] if ours else []) + lists
+            else:
+                canvas.pop("otherContent", None)
     return doc
 
 
@@ -123,6 +132,11 @@ def _is_search(service: Any) -> bool:
         return False
     kinds = [str(service.get(k) or "") for k in ("profile", "type", "@type")]
     return any("iiif.io/api/search/" in k or k.startswith("SearchService") for k in kinds)
+
+
+def _is_our_page(page: Any, urls: Urls) -> bool:
+    # A manifest ingested from our own server already links our region pages.
+    return _id(page).startswith(urls.base + "/iiif/") and "/regions" in _id(page)
 
 
 def _is_ours(service: Any, urls: Urls) -> bool:

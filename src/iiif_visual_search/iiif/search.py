@@ -2,7 +2,9 @@
 
 1.0 is what Mirador 4 reads: an ``sc:AnnotationList`` with ``resources``, ``hits`` (before/match/after),
 ``within.total`` and a string ``next``. 2.0 is an AnnotationPage whose ``annotations`` hold one
-``contextualizing`` annotation per match with a TextQuoteSelector (spec §4.3.1).
+``highlighting`` annotation per match with a TextQuoteSelector: each item's body is the whole text around a
+picture and the match lies inside it, which is §4.3.2's case (``contextualizing``, §4.3.1, is for a match
+whose item holds only the matched words).
 """
 
 from __future__ import annotations
@@ -72,16 +74,17 @@ def _page_params(params: Mapping[str, str], page: int | None) -> dict[str, Any]:
 def search1(hits: Sequence[SearchHit], *, urls: Urls, manifest_id: str | None, params: Mapping[str, str],
             paging: Paging) -> dict[str, Any]:
     page_url = lambda n: urls.search(1, manifest_id, _page_params(params, n))  # noqa: E731
-    within: dict[str, Any] = {"@type": "sc:Layer", "total": paging.total}
-    if paging.total > paging.size:
-        within["first"] = page_url(1)
-        within["last"] = page_url(paging.last_page)
+    # first and last always (Search 1.0 §3.4: SHOULD), even when one page holds every hit.
+    # The layer (every hit) is the query without a page, each page names its number (as the spec's example):
+    # one URI for both made JSON-LD read page 1 and the layer as one node, and the 2.1 validator wants an @id.
+    within: dict[str, Any] = {"@id": page_url(None), "@type": "sc:Layer", "total": paging.total,
+                              "first": page_url(1), "last": page_url(paging.last_page)}
     ignored = ignored_params(params)
     if ignored:
         within["ignored"] = ignored
     doc: dict[str, Any] = {
         "@context": [PREZI2_CONTEXT, SEARCH1_CONTEXT],
-        "@id": page_url(paging.page if paging.page > 1 else None),
+        "@id": page_url(paging.page),
         "@type": "sc:AnnotationList",
         "within": within,
         "startIndex": paging.start_index,
@@ -156,7 +159,7 @@ def search2(hits: Sequence[SearchHit], *, urls: Urls, manifest_id: str | None, p
             contexts.append({
                 "id": f"{anno['id']}/match/{paging.page}-{i}",
                 "type": "Annotation",
-                "motivation": "contextualizing",
+                "motivation": "highlighting",
                 "target": {
                     "type": "SpecificResource",
                     "source": anno["id"],

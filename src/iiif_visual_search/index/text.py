@@ -127,16 +127,27 @@ class TextMatch:
     spans: list[Span] = field(default_factory=list)
 
     def snippets(self, width: int = 80, limit: int = 3) -> list[tuple[str, str, str]]:
-        """(prefix, exact, suffix) around each match, cut at word boundaries."""
+        """(prefix, exact, suffix) around each match, cut at word boundaries.
+
+        The snippets of one text never overlap: a suffix stops where the next match starts, and a prefix
+        starts after the previous snippet's suffix. Shown one after another (Clover lists every hit's
+        before/match/after) no word appears twice.
+        """
         out = []
-        for span in self.spans[:limit]:
-            before = self.text[max(0, span.start - width):span.start]
-            after = self.text[span.end:span.end + width]
-            if span.start - width > 0 and " " in before:
+        spans = self.spans[:limit]
+        floor = 0  # where the previous snippet ended
+        for i, span in enumerate(spans):
+            ceiling = spans[i + 1].start if i + 1 < len(spans) else len(self.text)
+            start = max(floor, span.start - width)
+            end = min(ceiling, span.end + width)
+            before = self.text[start:span.start]
+            after = self.text[span.end:end]
+            if start > floor and start > 0 and " " in before:
                 before = before[before.index(" ") + 1:]
-            if span.end + width < len(self.text) and " " in after:
+            if end < ceiling and " " in after:
                 after = after[:after.rindex(" ")]
             out.append((before, self.text[span.start:span.end], after))
+            floor = span.end + len(after)
         return out
 
 

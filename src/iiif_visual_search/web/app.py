@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -77,6 +78,9 @@ def create_app(settings: Settings, options: ServeOptions | None = None, *,
     app = Starlette(
         routes=[*ROUTES, *page_routes(), *_viewer(settings)],  # page_routes: the search page at / (issue 8)
         middleware=[
+            # JSON and HTML compressed for clients that accept gzip (Change Discovery 1.0: SHOULD); images are
+            # left alone (GZipMiddleware skips image/jpeg and the like). Outermost, so CORS headers are kept.
+            Middleware(GZipMiddleware, minimum_size=500),
             Middleware(AlwaysCors),
             Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"],
                        allow_headers=["*"], max_age=86400),

@@ -24,7 +24,8 @@ def manifest_route(request: Request) -> Response:
         raise ApiError(503, f"manifest {row['id']} was ingested without its JSON; ingest it again")
     doc = manifests.augment_manifest(
         json.loads(row["raw"]), version=row["version"], manifest_id=row["id"], source_uri=row["uri"],
-        canvas_positions=st.store.canvas_positions(row["id"]), urls=st.urls)
+        canvas_positions=st.store.canvas_positions(row["id"]), urls=st.urls,
+        with_regions=st.store.positions_with_regions(row["id"]))
     return JsonLd(doc, PREZI3_MEDIA if row["version"] >= 3 else PREZI2_MEDIA)
 
 
@@ -58,16 +59,13 @@ def annotation_route(request: Request) -> Response:
 
 
 def text_annotation_route(request: Request) -> Response:
-    from ..iiif.common import PREZI3_CONTEXT
-
-    doc = {"@context": PREZI3_CONTEXT,
-           **anno.text_annotation(_region_of_manifest(request), state(request).urls, scoped=True)}
-    return JsonLd(doc, PREZI3_MEDIA)
+    return JsonLd(anno.standalone_text_annotation(_region_of_manifest(request), state(request).urls), PREZI3_MEDIA)
 
 
 def collection_route(request: Request) -> Response:
     st = state(request)
-    doc = harvest.manifest_collection(st.store.manifests(), urls=st.urls, label=st.options.collection_label)
+    doc = harvest.manifest_collection(st.store.manifests(), urls=st.urls, label=st.options.collection_label,
+                                      labels=st.store.label_maps())
     return JsonLd(doc, PREZI3_MEDIA)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sqlite3
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 from ..catalogue import Catalogue
-from ..iiif.common import RegionView
+from ..iiif.common import RegionView, language_map
 from ..index.text import is_noise
 
 _REGION_SELECT = """
@@ -29,6 +32,33 @@ LEFT JOIN label lo ON lo.region_id = r.id AND lo.source = 'model'
 class Store:
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
+        # manifest id → (fetched_at, label as a language map): read from the stored source JSON once per
+        # version of the manifest, because the catalogue's label column is flat text.
+        self._labels: dict[str, tuple[float, dict[str, list[str]] | None]] = {}
+        self._labels_lock = threading.Lock()
+
+    def label_maps(self) -> dict[str, dict[str, list[str]] | None]:
+        """Every live manifest's label with its languages (``{"de": [...]}`` stays German)."""
+        rows = self.catalogue.query("SELECT id, fetched_at FROM manifest WHERE status='ok'")
+        with self._labels_lock:
+            stale = [r["id"] for r in rows if self._labels.get(r["id"], (None,))[0] != r["fetched_at"]]
+            for start in range(0, len(stale), 500):
+                chunk = stale[start:start + 500]
+                for row in self.catalogue.query(
+                        "SELECT id, fetched_at, json_extract(raw, '$.label') AS label FROM manifest "
+                        f"WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                    raw = row["label"]
+                    try:
+                        value = json.loads(raw) if isinstance(raw, str) and raw[:1] in "[{\"" else raw
+                    except ValueError:
+                        value = raw
+                    self._labels[row["id"]] = (row["fetched_at"], language_map(value))
+            return {r["id"]: self._labels.get(r["id"], (0.0, None))[1] for r in rows}
+
+    def _views(self, rows: Sequence[sqlite3.Row]) -> list[RegionView]:
+        labels = self.label_maps() if rows else {}
+        return [dataclasses.replace(v, manifest_label_map=labels.get(v.manifest_id))
+                for v in map(RegionView.from_row, rows)]
 
     def manifest(self, ref: str) -> sqlite3.Row | None:
         row = self.catalogue.find_manifest(ref)
@@ -53,19 +83,20 @@ class Store:
     def canvas_regions(self, canvas_id: str, include_noise: bool = False) -> list[RegionView]:
         rows = self.catalogue.query(
             _REGION_SELECT + " WHERE r.canvas_id=? AND r.deleted=0 ORDER BY r.y, r.x, r.id", (canvas_id,))
-        return [RegionView.from_row(r) for r in rows if include_noise or not is_noise(r["flags"])]
+        return self._views([r for r in rows if include_noise or not is_noise(r["flags"])])
 
     def region(self, region_id: str) -> RegionView | None:
         row = self.catalogue.query_one(_REGION_SELECT + " WHERE r.id=? AND r.deleted=0", (region_id,))
-        return RegionView.from_row(row) if row is not None else None
+        return self._views([row])[0] if row is not None else None
 
     def regions_by_id(self, ids: Sequence[str]) -> dict[str, RegionView]:
         out: dict[str, RegionView] = {}
         for start in range(0, len(ids), 500):
             chunk = list(ids[start:start + 500])
             marks = ",".join("?" * len(chunk))
-            for row in self.catalogue.query(_REGION_SELECT + f" WHERE r.id IN ({marks}) AND r.deleted=0", chunk):
-                out[row["id"]] = RegionView.from_row(row)
+            for view in self._views(self.catalogue.query(
+                    _REGION_SELECT + f" WHERE r.id IN ({marks}) AND r.deleted=0", chunk)):
+                out[view.id] = view
         return out
 
     def region_image_path(self, region_id: str) -> str | None:
@@ -77,21 +108,39 @@ class Store:
     def count_regions(self) -> int:
         return int(self.catalogue.query_one("SELECT COUNT(*) AS n FROM region WHERE deleted=0")["n"])
 
-    def regions_page(self, offset: int, limit: int) -> list[RegionView]:
-        # rowid order: new regions are appended, so earlier pages stay stable for harvesters.
-        rows = self.catalogue.query(
-            _REGION_SELECT + " WHERE r.deleted=0 ORDER BY r.rowid LIMIT ? OFFSET ?", (limit, offset))
-        return [RegionView.from_row(r) for r in rows]
+    # Harvest pages are fixed slices of creation order: page n holds the regions whose ``seq`` (region) or
+    # change number (activity) lies in ((n-1)·size, n·size]. A deleted region keeps its slot, so a delete
+    # between two page requests moves nothing (with offsets over live rows, the rows after it slid back onto
+    # a page already read and were never seen), and each page is an index range: the same cost at any size.
+
+    def last_region_seq(self) -> int:
+        return int(self.catalogue.query_one("SELECT COALESCE(MAX(seq), 0) AS n FROM region")["n"])
+
+    def regions_in_seq(self, after: int, upto: int) -> list[RegionView]:
+        """Live regions with ``after < seq <= upto``, in creation order."""
+        return self._views(self.catalogue.query(
+            _REGION_SELECT + " WHERE r.seq > ? AND r.seq <= ? AND r.deleted=0 ORDER BY r.seq", (after, upto)))
 
     def count_changes(self) -> int:
         return int(self.catalogue.query_one("SELECT COUNT(*) AS n FROM change")["n"])
 
-    def changes(self, offset: int, limit: int) -> list[dict[str, Any]]:
+    def last_change_seq(self) -> int:
+        return int(self.catalogue.query_one("SELECT COALESCE(MAX(seq), 0) AS n FROM change")["n"])
+
+    def changes_in_seq(self, after: int, upto: int) -> list[dict[str, Any]]:
+        """The change log entries with ``after < seq <= upto``, oldest first."""
         rows = self.catalogue.query(
             """SELECT ch.seq, ch.kind, ch.object_type, ch.object_id, ch.at, r.manifest_id
                FROM change ch LEFT JOIN region r ON ch.object_type = 'region' AND r.id = ch.object_id
-               ORDER BY ch.seq LIMIT ? OFFSET ?""", (limit, offset))
+               WHERE ch.seq > ? AND ch.seq <= ? ORDER BY ch.seq""", (after, upto))
         return [dict(r) for r in rows]
+
+    def positions_with_regions(self, manifest_id: str) -> set[int]:
+        """The canvas positions that have a region a default region page lists (noise left out)."""
+        rows = self.catalogue.query(
+            "SELECT DISTINCT c.position, r.flags FROM region r JOIN canvas c ON c.id = r.canvas_id "
+            "WHERE r.manifest_id=? AND r.deleted=0 AND c.position >= 0", (manifest_id,))
+        return {int(r["position"]) for r in rows if not is_noise(r["flags"])}
 
     def models(self) -> dict[str, int]:
         return {r["model"]: r["n"] for r in self.catalogue.query(
