@@ -5,6 +5,10 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh ".[test]"
 bash scripts/install-test-deps.sh
 (cd tests/browser && npm ci --silent --no-audit --no-fund) || echo "note: npm ci in tests/browser failed; the axe-core checks will be skipped" >&2
+# Stock Mirador 4, Clover 3 and TIFY (no configuration) for tests/browser/test_stock_clients.py; Clover is ES
+# modules only, so its entry is bundled with esbuild.
+(cd tests/browser/stock && npm ci --silent --no-audit --no-fund && npm run build --silent) \
+  || echo "note: npm ci in tests/browser/stock failed; the stock viewer tests will be skipped" >&2
 status=0
 .venv/bin/python -m pytest "$@" || status=$?
 if [ -f viewer-plugin/package.json ]; then

@@ -32,8 +32,8 @@ def test_page_configures_plugin_and_lists_region_motivations(tmp_path: Path) -> 
     assert settings["endpoint"] == "http://svc.example/ivs"
     assert settings["model"] == "fingerprint" and settings["models"] == ["siglip", "fingerprint"]
     assert settings["classes"] == ["map"]
-    # the service's region annotations are `classifying`; Mirador 4.0.0 hides those unless listed
-    assert "classifying" in settings["filteredMotivations"]
+    # the service's region annotations are `commenting`, find-similar hits `highlighting`
+    assert {"commenting", "highlighting"} <= set(settings["filteredMotivations"])
     script = client.get(f"/viewer/{viewer.BUNDLE_NAME}")
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")

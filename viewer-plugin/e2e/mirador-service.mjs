@@ -5,9 +5,10 @@
 //   node e2e/mirador-service.mjs            (env: IVS_BIN, CHROMIUM, E2E_KEEP=1 keeps the temp dir)
 //
 // Checks: Mirador loads the region AnnotationPage linked from the canvas (its redux store holds it), draws the
-// regions over the page (pixels on its annotation overlay), lists them in the annotation side panel (with
-// `annotations.filteredMotivations` naming our motivation: Mirador 4.0.0 lists only commenting/tagging by
-// default), and its search panel sends a Content Search 1.0 query to the service and shows the hits.
+// regions over the page (pixels on its annotation overlay), lists them in the annotation side panel, and its
+// search panel sends a Content Search 1.0 query to the service and shows the hits. (The regions are
+// `commenting`, which stock Mirador lists; tests/browser/test_stock_clients.py checks a Mirador with no
+// configuration at all.)
 // Screenshots go to test-output/.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -59,9 +60,9 @@ function pageHtml(target, miradorBase) {
   const config = {
     id: 'mirador',
     annotations: {
-      // Mirador 4.0.0 lists only commenting/tagging/painting unless told; our regions are 'classifying'.
+      // Our regions are 'commenting' (in Mirador 4.0.0's default list); find-similar hits are 'highlighting'.
       filteredMotivations: ['oa:commenting', 'oa:tagging', 'sc:painting', 'commenting', 'tagging',
-        'classifying', 'highlighting', 'supplementing'],
+        'highlighting', 'supplementing'],
     },
     window: { highlightAllAnnotations: true, panels: { annotations: true, search: true } },
     windows: [{

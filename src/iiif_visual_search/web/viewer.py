@@ -23,7 +23,9 @@ from starlette.routing import BaseRoute, Route
 
 BUNDLE_NAME = "mirador-find-similar.viewer.js"
 
-# Mirador 4.0.0 lists only commenting/tagging/painting in its annotation panel unless told otherwise.
+# Mirador 4.0.0 lists only commenting/tagging/painting in its annotation panel unless told otherwise. The
+# service's regions are `commenting` (stock Mirador shows them); the rest are for find-similar hits
+# (`highlighting`) and annotations of other origins on the same canvases.
 FILTERED_MOTIVATIONS = [
     "oa:commenting", "oa:tagging", "oa:classifying", "oa:describing", "sc:painting",
     "commenting", "tagging", "classifying", "describing", "supplementing", "highlighting",
