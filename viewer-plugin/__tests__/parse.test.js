@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { labelText, parseSimilarPage, regionIdFromAnnotationId } from '../src/lib/parse';
+import {
+  labelText, parseHit, parseSimilarPage, regionIdFromAnnotationId,
+} from '../src/lib/parse';
 
 const page = {
   '@context': 'http://iiif.io/api/presentation/3/context.json',
@@ -68,6 +70,26 @@ describe('parseSimilarPage', () => {
     expect(parsed.hits).toHaveLength(2);
     expect(parsed.next).toBe('http://svc/similar/r1?k=2&page=2');
     expect(parsed.total).toBe(7);
+  });
+  it('reads a region annotation as the service now writes it (commenting, target with a fragment id)', () => {
+    const hit = parseHit({
+      body: [
+        { format: 'text/plain', language: 'en', purpose: 'tagging', type: 'TextualBody', value: 'Illustration' },
+        { format: 'text/plain', purpose: 'describing', type: 'TextualBody', value: 'Fig. 3' },
+      ],
+      id: 'http://svc/iiif/m1/annotation/r9',
+      motivation: 'commenting',
+      target: {
+        id: 'http://b/canvas/3#xywh=5,6,7,8',
+        selector: { conformsTo: 'http://www.w3.org/TR/media-frags/', type: 'FragmentSelector', value: 'xywh=5,6,7,8' },
+        source: { id: 'http://b/canvas/3', partOf: [{ id: 'http://svc/iiif/m1/manifest', type: 'Manifest' }], type: 'Canvas' },
+        type: 'SpecificResource',
+      },
+    });
+    expect(hit).toMatchObject({
+      canvasId: 'http://b/canvas/3', classLabel: 'Illustration', manifestId: 'http://svc/iiif/m1/manifest',
+      regionId: 'r9', xywh: [5, 6, 7, 8],
+    });
   });
   it('accepts a page without items or next', () => {
     expect(parseSimilarPage({ type: 'AnnotationPage' })).toEqual({ hits: [], next: null, total: null });
