@@ -24,6 +24,7 @@ from iiif_visual_search.records import (
     ManifestError,
     ManifestRecord,
 )
+from iiif_visual_search.sources.numbers import is_sane
 
 # The largest manifest we saw is 1.7 MB (663 canvases); 64 MiB leaves room for very long books while
 # stopping a runaway response before it costs a lot of memory.
@@ -394,7 +395,8 @@ def _to_int(value: Any) -> int | None:
             return None
     else:
         return None
-    if number != number or number <= 0 or number == float("inf"):
+    # NaN, infinity and absurd sizes (a canvas 2**63 wide overflowed SQLite) count as no size at all.
+    if not is_sane(number) or number <= 0:
         return None
     return int(round(number))
 
@@ -553,7 +555,7 @@ def _physdim_inches(service: dict) -> float | None:
         scale = float(scale)
     except ValueError:
         return None
-    if not scale > 0 or units not in _INCHES_PER_UNIT:
+    if not is_sane(scale) or not scale > 0 or units not in _INCHES_PER_UNIT:
         return None
     return scale * _INCHES_PER_UNIT[units]
 
