@@ -506,7 +506,12 @@ def test_canvas_box_errors(env: Any) -> None:
     assert client.post("/similar", json={"canvas": "https://nowhere/c1", "xywh": "0,0,1,1"}).status_code == 404
     outside = client.post("/similar", json={"canvas": canvas["uri"], "xywh": "99999,99999,5,5"})
     assert outside.status_code == 422 and "outside" in outside.json()["error"]
-    assert client.post("/similar", json={"canvas": canvas["uri"], "xywh": "a,b"}).status_code == 422
+    assert client.post("/similar", json={"canvas": canvas["uri"], "xywh": "a,b"}).status_code == 400
+    # int(round(inf)) raised OverflowError: a 500
+    for xywh in ("inf,0,10,10", "0,0,nan,10", "1e400,0,10,10", "0,0,10,-inf"):
+        answer = client.post("/similar", json={"canvas": canvas["uri"], "xywh": xywh})
+        assert answer.status_code == 400 and "xywh" in answer.json()["error"], xywh
+        assert client.get("/similar", params={"canvas": canvas["uri"], "xywh": xywh}).status_code == 400
 
 
 # --- harvest, discovery, collection, service --------------------------------------------------------------
@@ -610,3 +615,11 @@ def test_health_openapi_errors_and_cors(env: Any) -> None:
     preflight = client.options("/similar", headers={"Origin": "https://a.example",
                                                     "Access-Control-Request-Method": "POST"})
     assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == "*"
+
+
+def test_page_image_and_upload_errors_are_json(env: Any) -> None:
+    # They answered text/plain, unlike every other error of the service.
+    client, _, _, _ = env
+    for path in ("/page-image/nothing.jpg", "/search/uploads/" + "0" * 32 + ".jpg", "/search/uploads/x.jpg"):
+        answer = get(client, path, 404)
+        assert answer["status"] == 404 and answer["error"], path

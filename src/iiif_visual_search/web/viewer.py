@@ -21,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from .errors import error_response
+
 BUNDLE_NAME = "mirador-find-similar.viewer.js"
 
 # Mirador 4.0.0 lists only commenting/tagging/painting in its annotation panel unless told otherwise.
@@ -152,7 +154,7 @@ def viewer_routes(*, base_url: str = "", models: Sequence[str] = (), default_mod
     async def script(request: Request) -> Response:
         path = bundle_path()
         if path is None:
-            return Response("viewer bundle not built", status_code=404, media_type="text/plain")
+            return error_response(404, "viewer bundle not built")
         return FileResponse(path, media_type="text/javascript")
 
     return [
