@@ -623,3 +623,30 @@ def test_page_image_and_upload_errors_are_json(env: Any) -> None:
     for path in ("/page-image/nothing.jpg", "/search/uploads/" + "0" * 32 + ".jpg", "/search/uploads/x.jpg"):
         answer = get(client, path, 404)
         assert answer["status"] == 404 and answer["error"], path
+
+
+def test_a_javascript_homepage_never_becomes_a_link(env: Any, tmp_path: Path) -> None:
+    # Stored XSS: a manifest homepage of javascript:alert(document.domain) was a clickable link on /region/{id}
+    # and on the result cards. The catalogue of an older version may still hold one: the pages check too.
+    client, catalogue, manifests, _ = env
+    mid = manifests[3]
+    region = catalogue.regions(mid)[0]["id"]
+    old = catalogue.query_one("SELECT homepage FROM manifest WHERE id=?", (mid,))["homepage"]
+    catalogue.conn.execute("UPDATE manifest SET homepage=? WHERE id=?", ("javascript:alert(document.domain)", mid))
+    try:
+        settings = client.app.state.ivs.settings
+        with TestClient(create_app(settings, client.app.state.ivs.options, similar_backend=FakeSimilar())) as fresh:
+            for path in (f"/region/{region}", f"/?similar={region}", "/?q=a"):
+                page = fresh.get(path)
+                assert "javascript:" not in page.text, path
+                policy = page.headers["content-security-policy"]
+                assert "script-src 'self';" in policy and "unsafe-inline" not in policy, path
+                assert page.headers["x-content-type-options"] == "nosniff" and page.headers["referrer-policy"]
+    finally:
+        catalogue.conn.execute("UPDATE manifest SET homepage=? WHERE id=?", (old, mid))
+    from iiif_visual_search.sources.manifest import parse_bytes
+
+    doc = {"@context": "http://iiif.io/api/presentation/3/context.json", "id": "https://x.example/m",
+           "type": "Manifest", "label": {"en": ["m"]}, "items": [],
+           "homepage": [{"id": "javascript:alert(1)", "type": "Text"}, {"id": "https://x.example/", "type": "Text"}]}
+    assert parse_bytes(json.dumps(doc).encode(), url="https://x.example/m").homepage == "https://x.example/"

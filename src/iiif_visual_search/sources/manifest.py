@@ -308,7 +308,7 @@ def _read_manifest(data: dict, *, ident: str, url: str, version: int) -> Manifes
         metadata=_metadata(data.get("metadata")),
         rights=_first_link(data.get("rights")) or _first_link(data.get("license")),
         required_statement=required_statement,
-        homepage=_first_link(data.get("homepage")) or _first_link(data.get("related")),
+        homepage=_first_web_link(data.get("homepage")) or _first_web_link(data.get("related")),
         canvases=[_read_canvas(c, position=i) for i, c in enumerate(_canvas_dicts(data))],
         raw=data,
     )
@@ -327,6 +327,15 @@ def _first_link(value: Any) -> str:
     for item in _as_list(value):
         link = _id_of(item)
         if link:
+            return link
+    return ""
+
+
+def _first_web_link(value: Any) -> str:
+    """The first http(s) URL: a homepage becomes a link on our pages, and ``javascript:`` must never be one."""
+    for item in _as_list(value):
+        link = _id_of(item).strip()
+        if urlsplit(link).scheme.lower() in ("http", "https"):
             return link
     return ""
 

@@ -29,6 +29,7 @@ from .middleware import AlwaysCors, BodyLimit, CatchErrors
 from .openapi import openapi
 from .options import ServeOptions
 from .pages import page_routes
+from .security import SecurityHeaders
 from .state import State, state
 
 
@@ -77,6 +78,7 @@ def create_app(settings: Settings, options: ServeOptions | None = None, *,
     app = Starlette(
         routes=[*ROUTES, *page_routes(), *_viewer(settings)],  # page_routes: the search page at / (issue 8)
         middleware=[
+            Middleware(SecurityHeaders),
             Middleware(AlwaysCors),
             Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"],
                        allow_headers=["*"], max_age=86400),

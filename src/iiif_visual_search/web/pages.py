@@ -38,6 +38,7 @@ from .errors import ApiError, error_response
 from .i18n import LANGUAGES, class_name, pick_language, translator
 from .images import decode_image, fetch_bytes
 from .outbound import read_catalogue_image
+from .security import safe_link
 
 HERE = Path(__file__).resolve().parent
 PAGE_SIZE = 24
@@ -58,6 +59,7 @@ _AUTHOR_LABEL = re.compile(r"author|creator|forfatter|auteur|contributor|opphav|
 
 _env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                    trim_blocks=True, lstrip_blocks=True)
+_env.filters["safe_link"] = safe_link  # every link taken from a document goes through it
 
 
 class PageError(Exception):
@@ -149,7 +151,7 @@ def book_from_row(row: Any) -> Book:
         m = re.match(r"\s*(\d{4})", nav_date)
         year = int(m.group(1)) if m else None
     return Book(id=row["id"], uri=row["uri"], label=row["label"] or row["uri"], author=author[:200], year=year,
-                homepage=row["homepage"] or "", urls=(row["uri"], row["url"]))
+                homepage=safe_link(row["homepage"]), urls=(row["uri"], row["url"]))
 
 
 class PageData:
