@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from ..ingest import ingest as run_ingest
 from ..ingest import read_layout_map
-from .common import open_catalogue, settings_from
+from .common import lower_priority, open_catalogue, settings_from
 
 
 @click.command()
@@ -43,6 +43,7 @@ def ingest(ctx: click.Context, sources: tuple[str, ...], layout_map_path: Path |
     a document read over http(s) may name http(s) resources only, unless --allow-local says otherwise.
     """
     settings = settings_from(ctx, concurrency=concurrency, contact=contact)
+    lower_priority()
     try:
         layout_map = read_layout_map(layout_map_path) if layout_map_path else None
     except (ValueError, OSError) as exc:
