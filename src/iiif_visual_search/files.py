@@ -89,3 +89,15 @@ def is_disk_full(exc: BaseException) -> bool:
     text = str(exc).lower()
     # sqlite3 says "database or disk is full"; FAISS and numpy pass on strerror in a RuntimeError or OSError.
     return "disk is full" in text or "no space left on device" in text or "quota exceeded" in text
+
+
+def is_writable_dir(path: Path) -> bool:
+    """Whether files can be created in ``path``, tried for real: root ignores file modes, a read-only mount
+    does not."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".ivs-write-probe-", dir=path)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True

@@ -662,7 +662,7 @@ def _region_page_sync(request: Request) -> Response:
 
 
 def _uploads_dir(st: Any) -> Path:
-    return Path(st.settings.data_dir) / "uploads"
+    return Path(st.cache_dir) / "uploads"  # the data dir, unless that is served read-only
 
 
 def _jpeg(image: Image.Image, box: tuple[int, int]) -> bytes:
@@ -763,7 +763,7 @@ def _page_image_sync(request: Request) -> Response:
                                 status_code=302)
     if not canvas["image_url"]:
         return error_response(404, f"canvas {cid!r} has no image")
-    path = Path(st.settings.data_dir) / "page-thumbs" / f"{cid}-{width}.jpg"
+    path = Path(st.cache_dir) / "page-thumbs" / f"{cid}-{width}.jpg"
     if not path.is_file():
         try:
             data = _read_source_image(st, canvas["image_url"])
