@@ -91,3 +91,25 @@ def test_serve_on_a_read_only_mount(published: Settings, read_only_mount: Path) 
     with pytest.raises(sqlite3.OperationalError):
         catalogue.conn.execute("DELETE FROM region")
     catalogue.close()
+
+
+def test_uploads_are_rate_limited_per_client(published: Settings, tmp_path: Path) -> None:
+    # POST /search/image stores every picture, with no authentication: one client could fill the disk.
+    options = ServeOptions(read_only=True, cache_dir=str(tmp_path), upload_rate_per_minute=2)
+    app = create_app(published, options, similar_backend=_no_similar)
+
+    def upload(client: TestClient) -> Any:
+        return client.post("/search/image", files={"image": ("a.jpg", _jpeg(), "image/jpeg")},
+                           follow_redirects=False)
+
+    with TestClient(app, client=("203.0.113.7", 5000)) as one, TestClient(app, client=("203.0.113.8", 5000)) as two:
+        assert [upload(one).status_code for _ in range(2)] == [303, 303]
+        refused = upload(one)
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        assert refused.json()["error"].startswith("too many uploads")
+        assert upload(two).status_code == 303  # another client keeps its own allowance
+        assert one.post("/similar", json={"text": "map"}).status_code == 200  # searches are not limited
+    off = create_app(published, ServeOptions(read_only=True, cache_dir=str(tmp_path), upload_rate_per_minute=0),
+                     similar_backend=_no_similar)
+    with TestClient(off) as client:
+        assert upload(client).status_code == 403

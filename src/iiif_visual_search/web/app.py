@@ -29,6 +29,7 @@ from .middleware import AlwaysCors, BodyLimit, CatchErrors
 from .openapi import openapi
 from .options import ServeOptions
 from .pages import page_routes
+from .ratelimit import UploadRateLimit
 from .security import SecurityHeaders
 from .state import State, state
 
@@ -83,6 +84,7 @@ def create_app(settings: Settings, options: ServeOptions | None = None, *,
             Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"],
                        allow_headers=["*"], max_age=86400),
             Middleware(BodyLimit, max_bytes=opts.max_body_bytes),
+            Middleware(UploadRateLimit, per_minute=opts.upload_rate_per_minute),
             Middleware(CatchErrors),
         ],
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: server_error},
