@@ -138,7 +138,8 @@ def _vector(value: Any) -> np.ndarray:
         raise ApiError(422, "vector must be a non-empty list of at most 8192 numbers")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         raise ApiError(422, "vector must hold numbers only")
-    vector = np.asarray(value, dtype=np.float32)
+    with np.errstate(over="ignore"):  # 1e39 becomes inf here and is refused just below
+        vector = np.asarray(value, dtype=np.float32)
     if not np.all(np.isfinite(vector)):
         raise ApiError(422, "vector holds NaN or infinity")
     norm = float(np.linalg.norm(vector))
