@@ -227,10 +227,11 @@ def test_region_detail_draws_the_box_on_the_page(client: TestClient, sample: Sam
     with Image.open(sample.woodcut_scan) as scan:
         width, height = scan.size
     x, y, w, h = sample.woodcut_box
-    style = re.search(r'class="region-box" style="([^"]+)"', html).group(1)
-    got = {k: float(v) for k, v in re.findall(r"(\w+): ([0-9.]+)%", style)}
-    assert got == pytest.approx({"left": 100 * x / width, "top": 100 * y / height, "width": 100 * w / width,
-                                 "height": 100 * h / height}, abs=0.01)
+    # The box is an SVG rect in canvas units over the page (no style attributes: the CSP forbids them).
+    view = re.search(r'class="region-overlay" viewBox="0 0 (\d+) (\d+)"', html).groups()
+    rect = re.search(r'<rect class="region-box" x="(\d+)" y="(\d+)" width="(\d+)" height="(\d+)"', html).groups()
+    assert [int(v) for v in view] == [width, height] and [int(v) for v in rect] == [x, y, w, h]
+    assert " style=" not in html
     page_img = re.search(r'<img src="(/page-image/[^"]+)"', html).group(1)
     img = client.get(page_img)
     assert img.status_code == 200 and img.headers["content-type"] == "image/jpeg"

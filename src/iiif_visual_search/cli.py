@@ -4,6 +4,7 @@ so that ``ivs status`` does not pay for importing torch."""
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
@@ -27,6 +28,21 @@ LAZY_COMMANDS: dict[str, str] = {
 
 
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            from .files import is_disk_full
+
+            if not is_disk_full(exc):
+                raise
+            data_dir = (ctx.obj or {}).get("data_dir") or os.environ.get("IVS_DATA_DIR") or "./ivs-data"
+            # Every writer commits in steps (SQLite transactions, files renamed into place): what was
+            # written before the disk filled is intact, and a re-run continues from there.
+            raise click.ClickException(
+                f"no space left in DATA_DIR ({data_dir}): free some space and run the command again; "
+                "what was written before is intact") from None
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
 

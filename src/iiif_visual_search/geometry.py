@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .records import LayoutPage, LayoutRegion
@@ -38,7 +39,7 @@ def page_scale(page: LayoutPage, canvas_w: int, canvas_h: int, dpi: float | None
     size is missing do we fall back to the unit and a DPI, assuming the canvas is the scan at that DPI.
     """
     if page.width > 0 and page.height > 0:
-        return canvas_w / page.width, canvas_h / page.height
+        return _finite_scale(canvas_w / page.width, canvas_h / page.height)
     if page.unit == "pixel":
         return 1.0, 1.0
     if not dpi:
@@ -47,7 +48,14 @@ def page_scale(page: LayoutPage, canvas_w: int, canvas_h: int, dpi: float | None
             "(the manifest has no physical-dimensions service); pass --dpi"
         )
     factor = _UNIT_INCHES[page.unit] * dpi
-    return factor, factor
+    return _finite_scale(factor, factor)
+
+
+def _finite_scale(sx: float, sy: float) -> tuple[float, float]:
+    # A page of 1e-300 units, or a DPI of 1e308, maps every box to infinity.
+    if not (math.isfinite(sx) and math.isfinite(sy)) or sx <= 0 or sy <= 0 or max(sx, sy) > 1e6:
+        raise GeometryError(f"the layout's page size gives an absurd scale onto the canvas ({sx:g} x {sy:g})")
+    return sx, sy
 
 
 def to_canvas(region: LayoutRegion, sx: float, sy: float, canvas_w: int, canvas_h: int) -> CanvasBox | None:
@@ -56,6 +64,8 @@ def to_canvas(region: LayoutRegion, sx: float, sy: float, canvas_w: int, canvas_
     Position and size are each rounded (not the two corners): a box of the same size in the layout keeps
     one size on the canvas wherever it sits, which is what a crop-size comparison expects.
     """
+    if not all(math.isfinite(v) for v in (region.x, region.y, region.w, region.h)):
+        raise GeometryError(f"block {region.block_id!r} has a coordinate that is not a finite number")
     x0 = max(0.0, region.x * sx)
     y0 = max(0.0, region.y * sy)
     x1 = min(float(canvas_w), (region.x + region.w) * sx)

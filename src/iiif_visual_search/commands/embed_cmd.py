@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import manifest_id_of, open_catalogue, settings_from
+from .common import lower_priority, manifest_id_of, open_catalogue, settings_from
 
 MODEL_HELP = ("siglip (default), clip, vit, fingerprint, a Hugging Face hub id, or a local checkpoint directory "
               "(use a directory where the hub cannot be reached)")
@@ -31,6 +31,7 @@ def embed(ctx: click.Context, model: str, device: str | None, precision: str, ba
     from ..index.vectors import IndexMismatch, VectorStore
 
     settings = settings_from(ctx)
+    lower_priority()
     catalogue = open_catalogue(settings)
     try:
         embedder = get_embedder(model, device, precision=None if precision == "auto" else precision)
@@ -61,6 +62,7 @@ def index(ctx: click.Context, model: str, compact: bool) -> None:
     from ..index.vectors import VectorStore
 
     settings = settings_from(ctx)
+    lower_priority()
     catalogue = open_catalogue(settings)
     try:
         store = VectorStore(settings.data_dir, model_key(model), catalogue)

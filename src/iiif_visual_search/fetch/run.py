@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from ..catalogue import Catalogue
 from ..config import Settings
+from ..files import is_disk_full
 from .cache import CachedImage, ImageCache
 from .client import ClientConfig, FetchError, PoliteClient
 from .image_api import (
@@ -198,6 +199,8 @@ class _Job:
                 for region in regions:
                     self._fail(region, "canvas has neither an image service nor an image URL")
         except Exception as exc:  # a bug must not stop the whole run; it ends in quarantine like any failure
+            if is_disk_full(exc):  # not this region's fault: stop the run, say so once
+                raise
             for region in regions:
                 if region.id not in self._handled:
                     self._fail(region, f"internal error: {type(exc).__name__}: {exc}")
@@ -251,6 +254,8 @@ class _Job:
             except (FetchError, ImageApiError) as exc:
                 self._fail(region, getattr(exc, "reason", str(exc)), getattr(exc, "url", "") or url)
             except Exception as exc:  # e.g. a Pillow error while cutting: this region fails, the run goes on
+                if is_disk_full(exc):  # not this region's fault: stop the run, say so once
+                    raise
                 self._fail(region, f"internal error: {type(exc).__name__}: {exc}", url)
 
         await asyncio.gather(*(one(r) for r in regions))
@@ -285,6 +290,8 @@ class _Job:
                 try:
                     await self._store(region, image, box, target_size(box.w, box.h, self.options.size), url)
                 except Exception as exc:
+                    if is_disk_full(exc):  # not this region's fault: stop the run, say so once
+                        raise
                     self._fail(region, f"internal error: {type(exc).__name__}: {exc}", url)
 
 

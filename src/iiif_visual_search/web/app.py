@@ -30,6 +30,8 @@ from .middleware import AlwaysCors, BodyLimit, CatchErrors
 from .openapi import openapi
 from .options import ServeOptions
 from .pages import page_routes
+from .ratelimit import UploadRateLimit
+from .security import SecurityHeaders
 from .state import State, state
 
 
@@ -81,10 +83,12 @@ def create_app(settings: Settings, options: ServeOptions | None = None, *,
             # JSON and HTML compressed for clients that accept gzip (Change Discovery 1.0: SHOULD); images are
             # left alone (GZipMiddleware skips image/jpeg and the like). Outermost, so CORS headers are kept.
             Middleware(GZipMiddleware, minimum_size=500),
+            Middleware(SecurityHeaders),
             Middleware(AlwaysCors),
             Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"],
                        allow_headers=["*"], max_age=86400),
             Middleware(BodyLimit, max_bytes=opts.max_body_bytes),
+            Middleware(UploadRateLimit, per_minute=opts.upload_rate_per_minute),
             Middleware(CatchErrors),
         ],
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: server_error},

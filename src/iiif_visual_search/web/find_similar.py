@@ -17,7 +17,8 @@ from starlette.routing import Route
 from ..iiif import search, similar
 from ..iiif.common import PREZI3_MEDIA
 from .errors import ApiError
-from .images import crop_canvas_box, decode_image, fetch_bytes, parse_xywh
+from .images import crop_canvas_box, decode_image, parse_xywh
+from .outbound import fetch_bytes, read_catalogue_image
 from .state import (
     DEFAULT_MODEL,
     JsonLd,
@@ -79,8 +80,8 @@ def _fetch_canvas_image(st: State, url: str) -> bytes:
     """The page image of an ingested canvas. Its server failing is not the client's fault: 502, not 422."""
     opts = st.options
     try:
-        return fetch_bytes(url, max_bytes=opts.max_fetch_bytes, timeout_s=opts.fetch_timeout_s,
-                           allow_private=True, check=False)
+        return read_catalogue_image(url, max_bytes=opts.max_fetch_bytes, timeout_s=opts.fetch_timeout_s,
+                                    allow_private=opts.allow_private_urls)
     except ApiError as exc:
         if exc.status == 422:
             raise ApiError(502, f"the canvas's image server failed: {exc.message}") from None
@@ -137,7 +138,8 @@ def _vector(value: Any) -> np.ndarray:
         raise ApiError(422, "vector must be a non-empty list of at most 8192 numbers")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         raise ApiError(422, "vector must hold numbers only")
-    vector = np.asarray(value, dtype=np.float32)
+    with np.errstate(over="ignore"):  # 1e39 becomes inf here and is refused just below
+        vector = np.asarray(value, dtype=np.float32)
     if not np.all(np.isfinite(vector)):
         raise ApiError(422, "vector holds NaN or infinity")
     norm = float(np.linalg.norm(vector))

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlencode, urlparse
+from urllib.parse import urlencode, urlparse
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from PIL import Image
@@ -34,9 +34,11 @@ from starlette.staticfiles import StaticFiles
 
 from ..files import atomic_write_bytes
 from ..iiif.common import RegionView, thumbnail
-from .errors import ApiError
+from .errors import ApiError, error_response
 from .i18n import LANGUAGES, class_name, pick_language, translator
 from .images import decode_image, fetch_bytes
+from .outbound import read_catalogue_image
+from .security import safe_link
 
 HERE = Path(__file__).resolve().parent
 PAGE_SIZE = 24
@@ -57,6 +59,7 @@ _AUTHOR_LABEL = re.compile(r"author|creator|forfatter|auteur|contributor|opphav|
 
 _env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                    trim_blocks=True, lstrip_blocks=True)
+_env.filters["safe_link"] = safe_link  # every link taken from a document goes through it
 
 
 class PageError(Exception):
@@ -148,7 +151,7 @@ def book_from_row(row: Any) -> Book:
         m = re.match(r"\s*(\d{4})", nav_date)
         year = int(m.group(1)) if m else None
     return Book(id=row["id"], uri=row["uri"], label=row["label"] or row["uri"], author=author[:200], year=year,
-                homepage=row["homepage"] or "", urls=(row["uri"], row["url"]))
+                homepage=safe_link(row["homepage"]), urls=(row["uri"], row["url"]))
 
 
 class PageData:
@@ -659,7 +662,7 @@ def _region_page_sync(request: Request) -> Response:
 
 
 def _uploads_dir(st: Any) -> Path:
-    return Path(st.settings.data_dir) / "uploads"
+    return Path(st.cache_dir) / "uploads"  # the data dir, unless that is served read-only
 
 
 def _jpeg(image: Image.Image, box: tuple[int, int]) -> bytes:
@@ -728,21 +731,14 @@ def upload_image(request: Request) -> Response:
     name = request.path_params["name"]
     path = _uploads_dir(request.app.state.ivs) / f"{name}.jpg"
     if not _UPLOAD.match(name) or not path.is_file():
-        return Response("no such upload", status_code=404, media_type="text/plain")
+        return error_response(404, f"no upload {name!r}")
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
 
 
 def _read_source_image(st: Any, url: str) -> bytes:
     opts = st.options
-    parsed = urlparse(url)
-    if parsed.scheme == "file":
-        path = Path(unquote(parsed.path))
-        if path.stat().st_size > opts.max_fetch_bytes:
-            raise ApiError(413, f"page image over {opts.max_fetch_bytes} bytes")
-        return path.read_bytes()
-    # from an ingested manifest: the operator chose this host, so private addresses are allowed
-    return fetch_bytes(url, max_bytes=opts.max_fetch_bytes, timeout_s=opts.fetch_timeout_s, allow_private=True,
-                       check=False)
+    return read_catalogue_image(url, max_bytes=opts.max_fetch_bytes, timeout_s=opts.fetch_timeout_s,
+                                allow_private=opts.allow_private_urls)
 
 
 async def page_image(request: Request) -> Response:
@@ -759,22 +755,21 @@ def _page_image_sync(request: Request) -> Response:
         "SELECT c.* FROM canvas c JOIN manifest m ON m.id = c.manifest_id WHERE c.id=? AND m.status='ok'", (cid,)) \
         if _ID.match(cid) else None
     if canvas is None:
-        return Response("no such canvas", status_code=404, media_type="text/plain")
+        return error_response(404, f"no canvas {cid!r} in the catalogue")
     width = PAGE_THUMB_WIDTH
     if canvas["image_service"]:
         full_w = canvas["image_width"] or canvas["width"]
         return RedirectResponse(f"{canvas['image_service'].rstrip('/')}/full/{min(width, full_w)},/0/default.jpg",
                                 status_code=302)
     if not canvas["image_url"]:
-        return Response("this canvas has no image", status_code=404, media_type="text/plain")
-    path = Path(st.settings.data_dir) / "page-thumbs" / f"{cid}-{width}.jpg"
+        return error_response(404, f"canvas {cid!r} has no image")
+    path = Path(st.cache_dir) / "page-thumbs" / f"{cid}-{width}.jpg"
     if not path.is_file():
         try:
             data = _read_source_image(st, canvas["image_url"])
             image = decode_image(data, st.options.max_image_pixels)
         except (ApiError, OSError) as exc:
-            return Response(f"page image unavailable: {getattr(exc, 'message', exc)}", status_code=502,
-                            media_type="text/plain")
+            return error_response(502, f"page image unavailable: {getattr(exc, 'message', exc)}")
         atomic_write_bytes(path, _jpeg(image, (width, 8 * width)), durable=False)  # page width, any height
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
 
