@@ -5,7 +5,7 @@ to the pure builders in ``iiif/``. Blocking work runs in the thread pool (sync e
 loop keeps answering while a search runs. The catalogue is opened read-mostly; ingest may run in another
 process at the same time (SQLite WAL), and the text index follows the change log (``TextIndex.sync``).
 Each group of routes lives in its own module: ``presentation``, ``content_search``, ``find_similar``,
-``harvest``, ``pages`` (the search page) and ``viewer``.
+``harvest``, ``pages/`` (the search page) and ``viewer``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,65 @@
+"""Page thumbnails (``/page-image/{canvas}.jpg``) for the region page, also for canvases without an image service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+
+from ...files import atomic_write_bytes
+from ..errors import ApiError
+from ..images import decode_image, fetch_bytes
+from .search_state import ID_PATTERN
+from .uploads import jpeg_thumbnail
+
+PAGE_THUMB_WIDTH = 800
+
+
+def _read_source_image(st: Any, url: str) -> bytes:
+    opts = st.options
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        path = Path(unquote(parsed.path))
+        if path.stat().st_size > opts.max_fetch_bytes:
+            raise ApiError(413, f"page image over {opts.max_fetch_bytes} bytes")
+        return path.read_bytes()
+    # from an ingested manifest: the operator chose this host, so private addresses are allowed
+    return fetch_bytes(url, max_bytes=opts.max_fetch_bytes, timeout_s=opts.fetch_timeout_s, allow_private=True,
+                       check=False)
+
+
+async def page_image(request: Request) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(_page_image_sync, request)
+
+
+def _page_image_sync(request: Request) -> Response:
+    """A page thumbnail: the IIIF image service's rendering when there is one, else a cached shrunk copy."""
+    st = request.app.state.ivs
+    cid = request.path_params["canvas"]
+    canvas = st.catalogue.query_one(
+        "SELECT c.* FROM canvas c JOIN manifest m ON m.id = c.manifest_id WHERE c.id=? AND m.status='ok'", (cid,)) \
+        if ID_PATTERN.match(cid) else None
+    if canvas is None:
+        return Response("no such canvas", status_code=404, media_type="text/plain")
+    width = PAGE_THUMB_WIDTH
+    if canvas["image_service"]:
+        full_w = canvas["image_width"] or canvas["width"]
+        return RedirectResponse(f"{canvas['image_service'].rstrip('/')}/full/{min(width, full_w)},/0/default.jpg",
+                                status_code=302)
+    if not canvas["image_url"]:
+        return Response("this canvas has no image", status_code=404, media_type="text/plain")
+    path = Path(st.settings.data_dir) / "page-thumbs" / f"{cid}-{width}.jpg"
+    if not path.is_file():
+        try:
+            data = _read_source_image(st, canvas["image_url"])
+            image = decode_image(data, st.options.max_image_pixels)
+        except (ApiError, OSError) as exc:
+            return Response(f"page image unavailable: {getattr(exc, 'message', exc)}", status_code=502,
+                            media_type="text/plain")
+        atomic_write_bytes(path, jpeg_thumbnail(image, (width, 8 * width)), durable=False)  # page width, any height
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
