@@ -150,6 +150,10 @@ class Ingester:
     async def _manifest(self, record: ManifestRecord, data: bytes) -> None:
         if not record.id:
             record.id = record.url
+        for canvas in record.canvases:
+            # A relative image reference ("scan.png" beside a local manifest) means the manifest's folder.
+            if canvas.image_url:
+                canvas.image_url = resolve(canvas.image_url, record.url)
         self.report.manifests_seen += 1
         content_hash = hashlib.sha256(data).hexdigest()
         live = "SELECT COUNT(*) FROM region WHERE manifest_id=? AND deleted=0"

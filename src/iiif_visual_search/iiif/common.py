@@ -93,6 +93,14 @@ class Urls:
     def collection(self) -> str:
         return f"{self.base}/collection"
 
+    def canvas(self, mid: str, cid: str) -> str:
+        """The public id of a canvas whose own id is not an http(s) URI (a book ingested from local files)."""
+        return f"{self.base}/iiif/{quote(mid)}/canvas/{quote(cid)}"
+
+    def image_service(self, cid: str, version: int = 3) -> str:
+        """Our Image API service for the page image of a canvas ingested from local files."""
+        return f"{self.base}/image/{version}/{quote(cid)}"
+
 
 @dataclass(frozen=True)
 class RegionView:

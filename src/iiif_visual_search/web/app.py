@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..config import Settings
-from . import content_search, find_similar, harvest, presentation
+from . import content_search, find_similar, harvest, image_service, presentation
 from .errors import ApiError, api_error, error_response, http_error, server_error
 from .middleware import AlwaysCors, BodyLimit, CatchErrors
 from .openapi import openapi
@@ -55,6 +55,7 @@ ROUTES = [
     *content_search.ROUTES,
     *find_similar.ROUTES,
     *harvest.ROUTES,
+    *image_service.ROUTES,
 ]
 
 

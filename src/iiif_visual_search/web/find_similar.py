@@ -18,6 +18,7 @@ from ..iiif import search, similar
 from ..iiif.common import PREZI3_MEDIA
 from .errors import ApiError
 from .images import crop_canvas_box, decode_image, fetch_bytes, parse_xywh
+from .local_books import local_image_file
 from .state import (
     DEFAULT_MODEL,
     JsonLd,
@@ -103,7 +104,8 @@ def _canvas_crop(st: State, canvas_ref: str, xywh_value: str) -> Any:
         data = _fetch_canvas_image(st, url)
         return decode_image(data, opts.max_image_pixels)
     if canvas["image_url"]:
-        data = _fetch_canvas_image(st, canvas["image_url"])
+        local = local_image_file(canvas["manifest_url"], canvas["image_url"])
+        data = local.read_bytes() if local is not None else _fetch_canvas_image(st, canvas["image_url"])
         return crop_canvas_box(decode_image(data, opts.max_image_pixels), box, canvas["width"], canvas["height"])
     raise ApiError(422, f"canvas {canvas_ref!r} has no image to crop")
 

@@ -13,7 +13,9 @@ from starlette.routing import Route
 from ..iiif import annotations as anno
 from ..iiif import harvest, manifests
 from ..iiif.common import PREZI2_MEDIA, PREZI3_MEDIA, RegionView
+from ..iiif.local_books import is_http, publish_local_manifest
 from .errors import ApiError
+from .local_books import is_local_book
 from .state import JsonLd, int_param, manifest_row, state
 
 
@@ -22,9 +24,14 @@ def manifest_route(request: Request) -> Response:
     row = manifest_row(request, request.path_params["manifest"])
     if not row["raw"]:
         raise ApiError(503, f"manifest {row['id']} was ingested without its JSON; ingest it again")
+    local = is_local_book(row["url"])
     doc = manifests.augment_manifest(
-        json.loads(row["raw"]), version=row["version"], manifest_id=row["id"], source_uri=row["uri"],
+        json.loads(row["raw"]), version=row["version"], manifest_id=row["id"],
+        source_uri="" if local and not is_http(row["uri"]) else row["uri"],
         canvas_positions=st.store.canvas_positions(row["id"]), urls=st.urls)
+    if local:
+        doc = publish_local_manifest(doc, version=row["version"], manifest_id=row["id"],
+                                     canvases=st.store.local_canvases(row["id"], row["url"]), urls=st.urls)
     return JsonLd(doc, PREZI3_MEDIA if row["version"] >= 3 else PREZI2_MEDIA)
 
 

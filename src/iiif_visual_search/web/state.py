@@ -46,7 +46,7 @@ class State:
         self.options = options
         self.urls = Urls(settings.base_url)
         self.catalogue = Catalogue(settings.catalogue_path)
-        self.store = Store(self.catalogue)
+        self.store = Store(self.catalogue, self.urls)
         self.text: TextIndex = open_text_index(settings.data_dir, hidden_classes=settings.hidden_classes)
         self._synced_at = 0.0
         self._sync_lock = threading.Lock()

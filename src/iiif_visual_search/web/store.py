@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
+from urllib.parse import unquote
 
 from ..catalogue import Catalogue
-from ..iiif.common import RegionView
+from ..iiif.common import RegionView, Urls
+from ..iiif.local_books import LocalCanvas, is_http
 from ..index.text import is_noise
+from .local_books import is_local_book, local_image_file
+
+_PUBLIC_CANVAS = re.compile(r"(?P<manifest>[^/]+)/canvas/(?P<canvas>[^/#]+)")
 
 _REGION_SELECT = """
 SELECT r.*, c.uri AS canvas_uri, c.position AS canvas_position, c.width AS canvas_width,
        c.height AS canvas_height, c.image_service, c.image_service_version, c.image_width, c.image_height,
-       m.uri AS manifest_uri, m.label AS manifest_label, ri.path AS image_path,
+       m.uri AS manifest_uri, m.label AS manifest_label, m.url AS manifest_url, c.image_url AS canvas_image_url,
+       ri.path AS image_path,
        COALESCE(lm.label, lo.label) AS label,
        CASE WHEN lm.label IS NOT NULL THEN 'manual' WHEN lo.label IS NOT NULL THEN 'model' END AS label_source,
        CASE WHEN lm.label IS NOT NULL THEN lm.probability ELSE lo.probability END AS probability
@@ -27,8 +35,29 @@ LEFT JOIN label lo ON lo.region_id = r.id AND lo.source = 'model'
 
 
 class Store:
-    def __init__(self, catalogue: Catalogue) -> None:
+    """``urls``: with it, regions of books ingested from local files name their canvases and page images by
+    our http URLs (``iiif.local_books``), never by ``file:`` URLs or paths."""
+
+    def __init__(self, catalogue: Catalogue, urls: Urls | None = None) -> None:
         self.catalogue = catalogue
+        self.urls = urls
+
+    def _view(self, row: sqlite3.Row) -> RegionView:
+        view = RegionView.from_row(row)
+        if self.urls is None or not is_local_book(row["manifest_url"]):
+            return view
+        changes: dict[str, Any] = {}
+        if not is_http(view.canvas_uri):
+            changes["canvas_uri"] = self.urls.canvas(view.manifest_id, row["canvas_id"])
+        if not is_http(view.image_service) and local_image_file(row["manifest_url"], row["canvas_image_url"]):
+            changes.update(image_service=self.urls.image_service(row["canvas_id"], 3), image_service_version=3)
+        return replace(view, **changes)
+
+    def local_canvases(self, manifest_id: str, manifest_url: str) -> dict[str, LocalCanvas]:
+        """A local book's canvases by their stored ids, saying which paint a local image we serve."""
+        return {r["uri"]: LocalCanvas(r["id"], local_image_file(manifest_url, r["image_url"]) is not None)
+                for r in self.catalogue.query("SELECT id, uri, image_url FROM canvas WHERE manifest_id=?",
+                                              (manifest_id,))}
 
     def manifest(self, ref: str) -> sqlite3.Row | None:
         row = self.catalogue.find_manifest(ref)
@@ -46,18 +75,28 @@ class Store:
             "SELECT * FROM canvas WHERE manifest_id=? AND position=?", (manifest_id, position))
 
     def canvases_by_uri(self, uri: str) -> list[sqlite3.Row]:
+        """Canvases by their id, or by the id we published for a local book's canvas (``Urls.canvas``)."""
+        rows = self.catalogue.query(
+            "SELECT c.*, m.url AS manifest_url FROM canvas c JOIN manifest m ON m.id = c.manifest_id "
+            "WHERE c.uri=? AND m.status='ok'", (uri,))
+        if rows or self.urls is None or not uri.startswith(self.urls.base + "/iiif/"):
+            return rows
+        match = _PUBLIC_CANVAS.fullmatch(uri[len(self.urls.base) + len("/iiif/"):])
+        if match is None:
+            return []
         return self.catalogue.query(
-            "SELECT c.* FROM canvas c JOIN manifest m ON m.id = c.manifest_id WHERE c.uri=? AND m.status='ok'",
-            (uri,))
+            "SELECT c.*, m.url AS manifest_url FROM canvas c JOIN manifest m ON m.id = c.manifest_id "
+            "WHERE c.id=? AND c.manifest_id=? AND m.status='ok'",
+            (unquote(match["canvas"]), unquote(match["manifest"])))
 
     def canvas_regions(self, canvas_id: str, include_noise: bool = False) -> list[RegionView]:
         rows = self.catalogue.query(
             _REGION_SELECT + " WHERE r.canvas_id=? AND r.deleted=0 ORDER BY r.y, r.x, r.id", (canvas_id,))
-        return [RegionView.from_row(r) for r in rows if include_noise or not is_noise(r["flags"])]
+        return [self._view(r) for r in rows if include_noise or not is_noise(r["flags"])]
 
     def region(self, region_id: str) -> RegionView | None:
         row = self.catalogue.query_one(_REGION_SELECT + " WHERE r.id=? AND r.deleted=0", (region_id,))
-        return RegionView.from_row(row) if row is not None else None
+        return self._view(row) if row is not None else None
 
     def regions_by_id(self, ids: Sequence[str]) -> dict[str, RegionView]:
         out: dict[str, RegionView] = {}
@@ -65,7 +104,7 @@ class Store:
             chunk = list(ids[start:start + 500])
             marks = ",".join("?" * len(chunk))
             for row in self.catalogue.query(_REGION_SELECT + f" WHERE r.id IN ({marks}) AND r.deleted=0", chunk):
-                out[row["id"]] = RegionView.from_row(row)
+                out[row["id"]] = self._view(row)
         return out
 
     def region_image_path(self, region_id: str) -> str | None:
@@ -81,7 +120,7 @@ class Store:
         # rowid order: new regions are appended, so earlier pages stay stable for harvesters.
         rows = self.catalogue.query(
             _REGION_SELECT + " WHERE r.deleted=0 ORDER BY r.rowid LIMIT ? OFFSET ?", (limit, offset))
-        return [RegionView.from_row(r) for r in rows]
+        return [self._view(r) for r in rows]
 
     def count_changes(self) -> int:
         return int(self.catalogue.query_one("SELECT COUNT(*) AS n FROM change")["n"])

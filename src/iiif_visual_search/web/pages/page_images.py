@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
@@ -12,20 +12,22 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from ...files import atomic_write_bytes
 from ..errors import ApiError
 from ..images import decode_image, fetch_bytes
+from ..local_books import local_image_file
 from .search_state import ID_PATTERN
 from .uploads import jpeg_thumbnail
 
 PAGE_THUMB_WIDTH = 800
 
 
-def _read_source_image(st: Any, url: str) -> bytes:
+def _read_source_image(st: Any, url: str, manifest_url: str) -> bytes:
     opts = st.options
-    parsed = urlparse(url)
-    if parsed.scheme == "file":
-        path = Path(unquote(parsed.path))
-        if path.stat().st_size > opts.max_fetch_bytes:
+    local = local_image_file(manifest_url, url)
+    if local is not None:  # only a book read from local files has its local page images read
+        if local.stat().st_size > opts.max_fetch_bytes:
             raise ApiError(413, f"page image over {opts.max_fetch_bytes} bytes")
-        return path.read_bytes()
+        return local.read_bytes()
+    if urlparse(url).scheme not in ("http", "https"):
+        raise ApiError(404, "the page image is not available over http")
     # from an ingested manifest: the operator chose this host, so private addresses are allowed
     return fetch_bytes(url, max_bytes=opts.max_fetch_bytes, timeout_s=opts.fetch_timeout_s, allow_private=True,
                        check=False)
@@ -42,7 +44,8 @@ def _page_image_sync(request: Request) -> Response:
     st = request.app.state.ivs
     cid = request.path_params["canvas"]
     canvas = st.catalogue.query_one(
-        "SELECT c.* FROM canvas c JOIN manifest m ON m.id = c.manifest_id WHERE c.id=? AND m.status='ok'", (cid,)) \
+        "SELECT c.*, m.url AS manifest_url FROM canvas c JOIN manifest m ON m.id = c.manifest_id "
+        "WHERE c.id=? AND m.status='ok'", (cid,)) \
         if ID_PATTERN.match(cid) else None
     if canvas is None:
         return Response("no such canvas", status_code=404, media_type="text/plain")
@@ -56,7 +59,7 @@ def _page_image_sync(request: Request) -> Response:
     path = Path(st.settings.data_dir) / "page-thumbs" / f"{cid}-{width}.jpg"
     if not path.is_file():
         try:
-            data = _read_source_image(st, canvas["image_url"])
+            data = _read_source_image(st, canvas["image_url"], canvas["manifest_url"])
             image = decode_image(data, st.options.max_image_pixels)
         except (ApiError, OSError) as exc:
             return Response(f"page image unavailable: {getattr(exc, 'message', exc)}", status_code=502,
