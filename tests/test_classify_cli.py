@@ -103,6 +103,40 @@ def test_import_train_apply_evaluate(tmp_path: Path) -> None:
     assert "model" not in json.loads((data / "evaluation" / "report.json").read_text())
 
 
+def test_train_and_evaluate_with_labels_from_two_books_and_from_one(tmp_path: Path) -> None:
+    """Two books crashed in the inner folds (one book left to train on); one book ended in a traceback."""
+    shared("gallicorpora-incunabula")
+    data = tmp_path / "data"
+    truth = _build(data)
+    with Catalogue(data / "catalogue.sqlite") as cat:
+        book_of = {r["id"]: r["label"] for r in cat.query(
+            "SELECT r.id, m.label FROM region r JOIN manifest m ON m.id = r.manifest_id")}
+    two = {r: lab for r, lab in truth.items() if book_of[r] in ("bpt6k1057722q", "bpt6k1521441j")}
+    assert len(two) == 6
+    labels_csv = tmp_path / "labels.csv"
+    labels_csv.write_text("region_id,label\n" + "".join(f"{r},{lab}\n" for r, lab in two.items()))
+    run = CliRunner().invoke
+    base = ["--data-dir", str(data)]
+    assert run(main, [*base, "classify", "import-labels", str(labels_csv)]).exit_code == 0
+    for verb in (["classify", "train"], ["evaluate", "classification"]):
+        res = run(main, [*base, *verb, "--model", "fingerprint", "--outer", "3", "--inner", "2", "--json"])
+        assert res.exit_code == 0, res.output
+        report = json.loads(res.output[res.output.index("{"):])
+        assert report["n_books"] == 2 and report["outer_folds"] == 2
+        assert any("trained on one book" in n for n in report["notes"])
+    with Catalogue(data / "catalogue.sqlite") as cat:
+        cat.conn.execute("DELETE FROM label")
+    one = {r: lab for r, lab in truth.items() if book_of[r] == "bnf-abbyy"}
+    labels_csv.write_text("region_id,label\n" + "".join(f"{r},{lab}\n" for r, lab in one.items()))
+    assert run(main, [*base, "classify", "import-labels", str(labels_csv)]).exit_code == 0
+    for verb in (["classify", "train"], ["evaluate", "classification"]):
+        res = run(main, [*base, *verb, "--model", "fingerprint", "--outer", "3", "--inner", "2"])
+        assert res.exit_code == 1 and res.exception is not None and isinstance(res.exception, SystemExit)
+        assert res.output.strip().splitlines()[-1] == ("Error: cross-validation needs labelled regions from at "
+                                                        "least two books; all 13 come from one book: label regions "
+                                                        "of another book too"), res.output
+
+
 def test_import_labels_reports_a_broken_file_without_a_traceback(tmp_path: Path) -> None:
     """Broken JSON, a list of numbers, non-UTF-8 bytes and a CSV without the columns all ended in tracebacks."""
     runner = CliRunner()

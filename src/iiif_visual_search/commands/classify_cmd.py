@@ -104,7 +104,7 @@ def _cv_options(f):  # noqa: ANN001, ANN202 — a click decorator stack
 
 def _run_cv(ctx: click.Context, models: tuple[str, ...], outer: int, inner: int, no_concat: bool, seed: int,
             jobs: int, classes_spec: str | None, out_dir: Path | None, as_json: bool, save_model: bool) -> None:
-    from ..classify.nested_cv import PAPER_CS
+    from ..classify.nested_cv import PAPER_CS, NotEnoughBooks
     from ..classify.report import text_report, write_report
     from ..classify.train import cross_validate, train_final, training_set
 
@@ -122,7 +122,11 @@ def _run_cv(ctx: click.Context, models: tuple[str, ...], outer: int, inner: int,
                 f"{len(ts.y)} labelled regions with vectors of {', '.join(models)} "
                 f"({ts.skipped_no_vector} labelled regions lack vectors): import labels with "
                 "'ivs classify import-labels' and run 'ivs embed' first")
-        report = cross_validate(ts, PAPER_CS, outer, inner, not no_concat, seed, jobs, show_progress=not as_json)
+        try:
+            report = cross_validate(ts, PAPER_CS, outer, inner, not no_concat, seed, jobs,
+                                    show_progress=not as_json)
+        except NotEnoughBooks as exc:
+            raise click.ClickException(str(exc)) from None
         extra = {"models": list(models), "skipped_no_vector": ts.skipped_no_vector,
                  "skipped_other_class": ts.skipped_other_class}
         if save_model:
