@@ -28,6 +28,7 @@ def embed(ctx: click.Context, model: str, device: str | None, precision: str, ba
     """Embed every region image without a vector of MODEL yet (interrupted runs resume)."""
     from ..embed.models import EmbedderUnavailable, get_embedder
     from ..embed.run import run_embed, update_indexes
+    from ..fetch.run import by_flag_text, unfetched_by_flag
     from ..index.vectors import IndexMismatch, VectorStore
 
     settings = settings_from(ctx)
@@ -40,6 +41,10 @@ def embed(ctx: click.Context, model: str, device: str | None, precision: str, ba
         raise click.ClickException(str(e)) from e
     click.echo(f"{report.model}: embedded {report.embedded}, failed {report.failed} "
                f"({report.images_per_second:.1f} img/s)", err=True)
+    skipped = unfetched_by_flag(catalogue)
+    if skipped:
+        click.echo(f"not embedded, no image fetched: regions skipped by flag{by_flag_text(skipped)}; "
+                   "'ivs fetch --skip-flag none' fetches them", err=True)
     if not no_index:
         stats = update_indexes(VectorStore(settings.data_dir, report.model, catalogue))
         click.echo(f"index {report.model}: {json.dumps(stats)}", err=True)
