@@ -123,4 +123,5 @@ def similar(ctx: click.Context, image_path: str | None, region_id: str | None, t
         if as_json:
             click.echo(json.dumps(hit.to_dict(), ensure_ascii=False))
         else:
-            click.echo(f"{hit.score:.4f}  {hit.region}  {hit.canvas}#xywh={hit.x},{hit.y},{hit.w},{hit.h}")
+            parts = f"  (cosine {hit.cosine:.4f}, {hit.inliers} inliers)" if hit.inliers else ""
+            click.echo(f"{hit.score:.4f}  {hit.region}  {hit.canvas}#xywh={hit.x},{hit.y},{hit.w},{hit.h}{parts}")
