@@ -260,3 +260,40 @@ def test_static_files_and_htmx_licence(client: TestClient) -> None:
     assert js.status_code == 200 and js.text.startswith("/*! htmx 2.0.11") and "0BSD" in js.text[:200]
     assert client.get("/static/htmx.LICENSE.txt").text.startswith("Zero-Clause BSD")
     assert client.get("/static/pages.css").status_code == 200
+
+
+def test_only_choices_that_can_work_are_offered_and_the_indexed_model_is_the_default(
+        client: TestClient, sample: SampleCatalogue) -> None:
+    # Only the fingerprint is indexed here: "Meaning" search was offered (then said the model cannot read
+    # text), "Similar content (semantic)" was preselected, and near-duplicates gave the same results.
+    html = client.get("/").text
+    assert 'value="meaning"' not in html and 'type="radio" name="match"' not in html
+    assert re.search(r'<option value="fingerprint"\s+selected>fingerprint · near-duplicates only', html)
+    # the service's find-similar without a model uses the indexed one (it answered 503 "no vectors … siglip")
+    r = client.get(f"/similar/{sample.woodcut_region}")
+    assert r.status_code == 200 and "(fingerprint)" in r.json()["label"]["en"][0]
+    r = client.get(f"/similar/{sample.woodcut_region}?model=fingerprnt")
+    assert r.status_code == 400 and "did you mean fingerprint?" in r.json()["error"]
+
+
+def test_cli_model_default_and_typos(sample: SampleCatalogue) -> None:
+    from click.testing import CliRunner
+
+    from iiif_visual_search.cli import main
+
+    run = CliRunner().invoke
+    base = ["--data-dir", str(sample.data_dir)]
+    res = run(main, [*base, "similar", "--region", sample.woodcut_region, "--k", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    assert len([line for line in res.output.splitlines() if line.startswith("{")]) == 3
+    for verb in (["similar", "--region", sample.woodcut_region], ["embed"]):
+        res = run(main, [*base, *verb, "--model", "fingerprnt"])
+        assert res.exit_code == 1 and "unknown model 'fingerprnt'; did you mean fingerprint?" in res.output, \
+            res.output
+    res = run(main, [*base, "stauts"])
+    assert res.exit_code == 2 and "Did you mean 'status'?" in res.output
+    # --data-dir after the verb too, on sub-verbs as well
+    res = run(main, ["status", "--data-dir", str(sample.data_dir)])
+    assert res.exit_code == 0 and "manifests" in res.output.lower(), res.output
+    res = run(main, ["classify", "apply", "--data-dir", str(sample.data_dir / "nowhere")])
+    assert "nowhere" in res.output, res.output

@@ -61,12 +61,13 @@ ROUTES = [
 
 def _viewer(settings: Settings) -> list[Any]:
     """``/viewer``: Mirador with the find-similar plugin, offering the models indexed at start-up."""
+    from ..index.model_choice import default_model
     from ..index.vectors import list_models
     from .viewer import viewer_routes
 
     models = [d.name for d in list_models(settings.data_dir)]
-    default = "siglip" if "siglip" in models else (models[0] if models else "")
-    return viewer_routes(base_url=settings.base_url, models=models, default_model=default)
+    return viewer_routes(base_url=settings.base_url, models=models,
+                         default_model=default_model(settings.data_dir, fallback="") if models else "")
 
 
 def create_app(settings: Settings, options: ServeOptions | None = None, *,

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from ..iiif import search, similar
 from ..iiif.common import PREZI3_MEDIA
+from ..index.model_choice import default_model
 from .errors import ApiError
 from .images import crop_canvas_box, decode_image, fetch_bytes, parse_xywh
 from .local_books import local_image_file
@@ -48,7 +49,7 @@ def _similar_answer(request: Request, *, query: dict[str, Any], query_label: str
     st = state(request)
     opts = st.options
     params = query_params(request)
-    model = params.get("model") or DEFAULT_MODEL
+    model = params.get("model") or default_model(st.settings.data_dir, fallback=DEFAULT_MODEL)
     k = int_param(request, "k", opts.similar_default_k, 1, opts.similar_max_k)
     size = int_param(request, "size", k, 1, opts.similar_max_k) if paged else k
     page = int_param(request, "page", 1, 1, 1_000_000) if paged else 1

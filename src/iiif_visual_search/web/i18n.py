@@ -35,6 +35,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "apply": {"en": "Apply filters", "nb": "Bruk filtrene"},
     "model": {"en": "Embedding model", "nb": "Innbyggingsmodell"},
     "model_text": {"en": "reads text", "nb": "leser tekst"},
+    "model_duplicates": {"en": "near-duplicates only", "nb": "bare nesten like bilder"},
     "no_models": {"en": "No model is indexed yet: run ivs embed.", "nb": "Ingen modell er indeksert ennå: kjør ivs embed."},
     "match_mode": {"en": "Picture matching", "nb": "Bildesammenligning"},
     "match_semantic": {"en": "Similar content (semantic)", "nb": "Lignende innhold (semantisk)"},

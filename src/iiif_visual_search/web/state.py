@@ -17,6 +17,7 @@ from ..catalogue import Catalogue
 from ..config import Settings
 from ..embed.models import MODEL_NAMES, EmbedderUnavailable
 from ..iiif.common import Urls
+from ..index.model_choice import unknown_model_message
 from ..index.text import TextIndex, open_text_index
 from ..index.vectors import list_models
 from .errors import ApiError
@@ -85,8 +86,7 @@ class State:
             model = str(kwargs.get("model"))
             indexed = sorted({n for d in list_models(self.settings.data_dir) for n in (d.name, d.key)})
             if model not in MODEL_NAMES and model not in indexed:
-                raise ApiError(400, f"unknown model {model!r}; indexed here: {', '.join(indexed) or 'none'}") \
-                    from None
+                raise ApiError(400, unknown_model_message(model, self.settings.data_dir)) from None
             raise ApiError(503, f"no vector index for model {model!r} yet: run 'ivs embed' and 'ivs index'") \
                 from None
         except KeyError as exc:

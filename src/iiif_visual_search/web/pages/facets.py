@@ -11,8 +11,6 @@ from typing import Any
 
 from starlette.requests import Request
 
-TEXT_ARCHITECTURES = ("siglip", "clip")
-
 _YEAR = re.compile(r"(?<!\d)(1[0-9]{3}|20[0-9]{2})(?!\d)")
 _YEAR_LABEL = re.compile(r"date|year|dato|\bår\b|utgi|publi|issued|created|datum|jahr|ann[ée]e|druck|imprint",
                          re.IGNORECASE)
@@ -56,15 +54,19 @@ class Facets:
         return next((m for m in self.models if m.key == key), None)
 
     @property
+    def reads_text(self) -> bool:
+        """Whether any indexed model reads text: else "what the picture shows" search is not offered."""
+        return any(m.reads_text for m in self.models)
+
+    @property
+    def offers_match_choice(self) -> bool:
+        """Near-duplicates vs similar content is a choice only with the fingerprint and another model."""
+        return self.model("fingerprint") is not None and any(m.key != "fingerprint" for m in self.models)
+
+    @property
     def default_model(self) -> str:
-        keys = [m.key for m in self.models]
-        if "siglip" in keys:
-            return "siglip"
-        for wanted in (lambda m: m.reads_text, lambda m: m.key != "fingerprint", lambda m: True):
-            for m in self.models:
-                if wanted(m):
-                    return m.key
-        return ""
+        """The best indexed model (``models`` is in ``index.model_choice`` order)."""
+        return self.models[0].key if self.models else ""
 
 
 def _text(value: Any) -> str:
@@ -148,16 +150,15 @@ class PageData:
 
     def _models(self) -> list[ModelChoice]:
         from ...embed.models import MODEL_NAMES
-        from ...index.vectors import list_models, vectors_dir
+        from ...index.model_choice import indexed_models
 
-        data_dir = Path(self.st.settings.data_dir)
         counts = self.st.store.models()
         out = []
-        for d in list_models(data_dir):
-            if not counts.get(d.key) or not (vectors_dir(data_dir, d.key) / "index.faiss").exists():
+        for m in indexed_models(Path(self.st.settings.data_dir)):  # best first: the first is the default
+            if not counts.get(m.key):
                 continue
-            label = d.key if d.key in MODEL_NAMES else f"{d.key} ({d.architecture})"
-            out.append(ModelChoice(d.key, label, d.architecture in TEXT_ARCHITECTURES))
+            label = m.key if m.key in MODEL_NAMES else f"{m.key} ({m.architecture})"
+            out.append(ModelChoice(m.key, label, m.reads_text))
         return out
 
 
