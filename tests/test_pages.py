@@ -297,3 +297,27 @@ def test_cli_model_default_and_typos(sample: SampleCatalogue) -> None:
     assert res.exit_code == 0 and "manifests" in res.output.lower(), res.output
     res = run(main, ["classify", "apply", "--data-dir", str(sample.data_dir / "nowhere")])
     assert "nowhere" in res.output, res.output
+
+
+def test_cards_get_sized_thumbnails_and_common_words_a_relative_score(client: TestClient,
+                                                                      sample: SampleCatalogue) -> None:
+    html = client.get(f"/?similar={sample.woodcut_region}").text
+    thumbs = re.findall(r'<a class="thumb"[^>]*>\s*<img src="([^"]+)"', html)
+    assert thumbs
+    for url in thumbs[:3]:
+        # the local sample's pages come through our image service, asked for a 300-pixel-wide crop
+        assert re.search(r"/image/3/c[0-9a-f]+/\d+,\d+,\d+,\d+/\d+,/0/default\.jpg$", unescape(url)), url
+        got = client.get(unescape(url).replace("http://testserver", ""))
+        assert got.status_code == 200 and Image.open(io.BytesIO(got.content)).width <= 300
+    # a cached region image at a card's size (for regions without an image service)
+    full = client.get(f"/regions/{sample.woodcut_region}/image.jpg")
+    small = client.get(f"/regions/{sample.woodcut_region}/image.jpg?w=300")
+    assert small.status_code == 200 and Image.open(io.BytesIO(small.content)).width <= 300
+    assert len(small.content) < len(full.content)
+    # find-similar says how many in all
+    assert re.search(r"Results 1–\d+ of \d+", html)
+    # the most common word of the collection: BM25 near 0 everywhere printed "Score 0.000" on every card
+    counts = {w: len(cards(client.get(f"/?q={w}").text)) for w in ("et", "de", "la", "le", "en")}
+    common = client.get(f"/?q={max(counts, key=counts.get)}").text
+    scores = re.findall(r'<dd class="score">([0-9.]+)</dd>', common)
+    assert scores and scores[0] == "1.00" and "0.000" not in scores and "Relevance" in common

@@ -81,8 +81,9 @@ class Urls:
         url = f"{self.base}/similar" + (f"/{quote(rid)}" if rid else "")
         return self._q(url, params)
 
-    def region_image(self, rid: str) -> str:
-        return f"{self.base}/regions/{quote(rid)}/image.jpg"
+    def region_image(self, rid: str, width: int | None = None) -> str:
+        """The cached region image; with ``width``, a copy at most that wide (thumbnails)."""
+        return self._q(f"{self.base}/regions/{quote(rid)}/image.jpg", {"w": width})
 
     def annotations(self, page: int | None = None) -> str:
         return f"{self.base}/annotations" + (f"/page/{page}" if page is not None else "")
@@ -185,5 +186,5 @@ def thumbnail(region: RegionView, urls: Urls, max_width: int = 300) -> list[dict
     """A Prezi-3 thumbnail list: the image service crop, else our cached crop, else nothing."""
     url = image_region_url(region, max_width)
     if not url and region.has_cached_image:
-        url = urls.region_image(region.id)
+        url = urls.region_image(region.id, max_width)
     return [{"id": url, "type": "Image", "format": "image/jpeg"}] if url else []

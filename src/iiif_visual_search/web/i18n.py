@@ -73,6 +73,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "page": {"en": "Page", "nb": "Side"},
     "class": {"en": "Class", "nb": "Klasse"},
     "score": {"en": "Score", "nb": "Poeng"},
+    "relevance": {"en": "Relevance (best = 1)", "nb": "Relevans (best = 1)"},
     "similar": {"en": "Similar", "nb": "Lignende"},
     "similar_to": {"en": "Pictures similar to this one", "nb": "Bilder som ligner på dette"},
     "details": {"en": "Details", "nb": "Detaljer"},

@@ -42,6 +42,7 @@ class Outcome:
     model: str = ""
     query_region: Card | None = None
     query_image: str = ""
+    relative: bool = False            # scores are relative to the best hit (text search: BM25 / best BM25)
 
 
 class Filters:
@@ -152,8 +153,12 @@ def run_search(request: Request, state: SearchState, facets: Facets) -> Outcome:
     if kind == "text":
         result = st.text_index().search(state.q, manifest_id=filters.single_book, limit=MAX_TEXT_MATCHES)
         views = st.store.regions_by_id([m.region_id for m in result.matches])
-        kept = [(views[m.region_id], m.score, m.snippets(width=60, limit=2)) for m in result.matches
+        # BM25 relative to the best hit: a word in nearly every text has an IDF near 0, and raw scores all
+        # printed as 0.000.
+        best = max((m.score for m in result.matches), default=0.0) or 1.0
+        kept = [(views[m.region_id], m.score / best, m.snippets(width=60, limit=2)) for m in result.matches
                 if m.region_id in views and filters.keep(views[m.region_id])]
+        out.relative = True
         out.total = len(kept)
         out.total_at_least = result.total > MAX_TEXT_MATCHES
         out.has_next = start + PAGE_SIZE < len(kept)
@@ -181,12 +186,15 @@ def run_search(request: Request, state: SearchState, facets: Facets) -> Outcome:
         out.query_image = (f"{root_path(request)}/search/uploads/{state.upload}.jpg" if kind == "upload"
                            else state.image_url)
     out.model = model
-    k = min(st.options.similar_max_k, start + PAGE_SIZE + 1)
+    # Every neighbour up to the service's cap, so the page can say how many there are in all.
+    k = st.options.similar_max_k
     hits = st.find_similar(model=model, k=k, manifest=filters.single_book,
                            exclude_classes=filters.excluded_classes or None, **query)
     pairs = [(h.region, float(h.score)) for h in hits]
     views = st.store.regions_by_id([rid for rid, _ in pairs])
     kept = [(views[rid], score, []) for rid, score in pairs if rid in views and filters.keep(views[rid])]
-    out.has_next = len(kept) > start + PAGE_SIZE and start + PAGE_SIZE < st.options.similar_max_k
+    out.total = len(kept)
+    out.total_at_least = len(hits) >= k
+    out.has_next = len(kept) > start + PAGE_SIZE
     out.cards = cards(request, facets, kept[start:start + PAGE_SIZE])
     return out
