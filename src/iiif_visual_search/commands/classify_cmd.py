@@ -39,13 +39,14 @@ def classify() -> None:
 
 @classify.command("import-labels")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["auto", "chr24", "label-studio", "csv"]), default="auto")
+@click.option("--format", "fmt", type=click.Choice(["auto", "chr24", "label-studio", "csv"]), default="auto",
+              help="The label file's format; auto tells them apart by content.")
 @click.option("--multi", type=click.Choice(["skip", "first"]), default="skip",
               help="Rows with several classes: skip them (default) or keep the first column's, like the paper.")
 @click.option("--tolerance", type=float, default=2.0, show_default=True,
               help="Pixels a URL's region may differ from a catalogue region (rounding).")
 @classes_option
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def import_labels(ctx: click.Context, path: Path, fmt: str, multi: str, tolerance: float,
                   classes_spec: str | None, as_json: bool) -> None:
@@ -90,7 +91,7 @@ def _cv_options(f):  # noqa: ANN001, ANN202 — a click decorator stack
         click.option("--outer", type=click.IntRange(min=2), default=20, show_default=True, help="Outer folds (the paper: 20)."),
         click.option("--inner", type=click.IntRange(min=2), default=10, show_default=True, help="Inner folds (the paper: 10)."),
         click.option("--no-concat", is_flag=True, help="Do not try the concatenation of several models."),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold shuffles."),
         click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Outer folds run in parallel."),
         classes_option,
         click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -158,7 +159,7 @@ def train(ctx: click.Context, **kw: object) -> None:
 @classify.command()
 @click.option("--classifier", "model_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="A saved model directory (default DATA_DIR/classifier/model).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def apply(ctx: click.Context, model_dir: Path | None, as_json: bool) -> None:
     """Label every region that has vectors; stored as source 'model' with the model version."""
@@ -186,8 +187,9 @@ def apply(ctx: click.Context, model_dir: Path | None, as_json: bool) -> None:
 @classify.command("zero-shot")
 @click.option("--model", default="siglip", show_default=True, help="A model with a text tower (siglip, clip).")
 @classes_option
-@click.option("--temperature", type=float, default=100.0, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--temperature", type=float, default=100.0, show_default=True,
+              help="Scale of the image-text similarities before the softmax (CLIP's logit scale).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def zero_shot_cmd(ctx: click.Context, model: str, classes_spec: str | None, temperature: float,
                   as_json: bool) -> None:
