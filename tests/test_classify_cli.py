@@ -171,3 +171,20 @@ def test_zero_shot_with_a_model_that_cannot_be_loaded_says_why(tmp_path: Path) -
     res = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "classify", "zero-shot",
                                     "--model", str(tmp_path / "no-such-model")])
     assert res.exit_code == 1 and "Error: no model folder at" in res.output, res.output
+
+
+def test_import_labels_into_a_catalogue_without_their_books_says_which_are_needed(tmp_path: Path) -> None:
+    # The paper's label file into an empty catalogue: "stored 0 / unmatched (no_canvas): 2000", and no hint.
+    labels = shared("nln-chr24-image-labels", "labelled_data.json")
+    data = tmp_path / "data"
+    Catalogue(data / "catalogue.sqlite").close()
+    res = CliRunner().invoke(main, ["--data-dir", str(data), "classify", "import-labels", str(labels)])
+    assert res.exit_code == 0, res.output
+    assert "stored 0 manual labels" in res.output
+    assert "labels are of pages this catalogue does not have: they need the manifests of" in res.output
+    assert "ingested first ('ivs ingest MANIFEST_URL ...')" in res.output
+    assert "https://www.nb.no/services/image/resolver/URN:NBN:no-nb_digibok_" in res.output
+    res = CliRunner().invoke(main, ["--data-dir", str(data), "classify", "import-labels", str(labels), "--json"])
+    books = json.loads(res.output)["missing_books"]
+    assert sum(b["labels"] for b in books) == json.loads(res.output)["unmatched"]["no_canvas"]
+    assert not any(b["image_service"].endswith(("_0104", "_0734")) for b in books)  # the book, not its page

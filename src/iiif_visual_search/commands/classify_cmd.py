@@ -51,7 +51,7 @@ def classify() -> None:
 def import_labels(ctx: click.Context, path: Path, fmt: str, multi: str, tolerance: float,
                   classes_spec: str | None, as_json: bool) -> None:
     """Read manual labels (Label Studio JSON, CHR24, or CSV region_id,label) into the catalogue."""
-    from ..classify.labels_io import match_items, read_labels, store_labels
+    from ..classify.labels_io import match_items, missing_books, read_labels, store_labels
 
     classes = _classes(classes_spec)
     try:
@@ -70,7 +70,8 @@ def import_labels(ctx: click.Context, path: Path, fmt: str, multi: str, toleranc
                "no_canvas": len(report.no_canvas), "no_region": len(report.no_region),
                "unparsable": len(report.unparsable), "unknown_region": len(report.unknown_region)},
            "unmatched_examples": (report.no_region + report.no_canvas + report.unparsable
-                                  + report.unknown_region)[:5]}
+                                  + report.unknown_region)[:5],
+           "missing_books": [{"image_service": book, "labels": n} for book, n in missing_books(report.no_canvas)]}
     if as_json:
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
@@ -83,6 +84,15 @@ def import_labels(ctx: click.Context, path: Path, fmt: str, multi: str, toleranc
         click.echo(f"  rows with several classes ({multi}): {len(read.multi_label)}")
     if read.unknown_class:
         click.echo(f"  labels not in the class list: {read.unknown_class}")
+    if report.no_canvas:
+        books = out["missing_books"]
+        click.echo(f"{len(report.no_canvas)} labels are of pages this catalogue does not have: they need the "
+                   f"manifests of {len(books)} book(s), ingested first ('ivs ingest MANIFEST_URL ...'), then "
+                   f"'ivs classify import-labels' again. The books, by image service (page number left out):")
+        for book in books[:10]:
+            click.echo(f"  {book['image_service']} ({book['labels']} labels)")
+        if len(books) > 10:
+            click.echo(f"  … and {len(books) - 10} more ('--json' lists them all)")
 
 
 def _cv_options(f):  # noqa: ANN001, ANN202 — a click decorator stack
