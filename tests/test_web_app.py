@@ -669,3 +669,25 @@ def test_a_javascript_homepage_never_becomes_a_link(env: Any, tmp_path: Path) ->
            "type": "Manifest", "label": {"en": ["m"]}, "items": [],
            "homepage": [{"id": "javascript:alert(1)", "type": "Text"}, {"id": "https://x.example/", "type": "Text"}]}
     assert parse_bytes(json.dumps(doc).encode(), url="https://x.example/m").homepage == "https://x.example/"
+
+
+def test_similar_answers_carry_the_raw_parts_of_a_rank_consistent_score(env: Any, p3: Any) -> None:
+    # Fingerprint hits are ranked by verified inliers: the answer showed the cosine (0.53, 0.70, 0.68 …).
+    from iiif_visual_search.similar import Hit, rank_verified
+
+    client, catalogue, manifests, fake = env
+    ids = [r["id"] for r in catalogue.regions(manifests[3]) if not is_noise(r["flags"])][:4]
+    ranked = rank_verified(list(zip(ids, [0.53, 0.70, 0.68, 0.9], [20, 8, 0, 2])), min_inliers=6)
+    hits = [Hit(region=rid, manifest="m", canvas="c", x=0, y=0, w=1, h=1, score=s, inliers=n, cosine=c)
+            for rid, s, c, n in ranked]
+    original = fake.__class__.__call__
+    try:
+        fake.__class__.__call__ = lambda self, cat, settings, **kw: hits  # type: ignore[method-assign]
+        doc = get(client, "/similar?text=woodcut&model=fingerprint&k=4")
+    finally:
+        fake.__class__.__call__ = original  # type: ignore[method-assign]
+    p3(doc)
+    scores = [item["score"] for item in doc["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert [(item["cosine"], item.get("inliers")) for item in doc["items"]] == \
+        [(0.53, 20), (0.7, 8), (0.9, None), (0.68, None)]

@@ -320,6 +320,12 @@ class Catalogue:
         with self.transaction() as conn:
             conn.execute("DELETE FROM quarantine WHERE kind=? AND ref=?", (kind, ref))
 
+    def clear_layout_quarantine(self, manifest_id: str, keep: list[str]) -> None:
+        """Drop a manifest's layout quarantine entries, except those of ``keep`` (the ones failing now)."""
+        with self.transaction() as conn:
+            conn.execute(f"DELETE FROM quarantine WHERE kind='layout' AND manifest_id=? "
+                         f"AND ref NOT IN ({','.join('?' * len(keep))})", (manifest_id, *keep))
+
     # --- manifests and canvases ----------------------------------------------------------------
 
     def upsert_manifest(self, record: ManifestRecord, content_hash: str) -> tuple[str, bool]:

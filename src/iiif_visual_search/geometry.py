@@ -12,8 +12,9 @@ _UNIT_INCHES = {"mm10": 1 / 254.0, "inch1200": 1 / 1200.0}
 
 # The paper drops regions whose longer side is 50 times the shorter: rules and separators.
 ASPECT_RATIO_LIMIT = 50.0
-TINY_SIDE = 16  # canvas pixels
-TINY_AREA_FRACTION = 0.0005
+# "tiny": a shorter side under this many canvas pixels, whatever the page size: too small for any model to
+# read (a picture 98x97 on a large page is a decorated initial, and is not tiny).
+TINY_SIDE = 16
 PAGE_SIZED_FRACTION = 0.85
 SEPARATOR_RATIO = 12.0
 SEPARATOR_THIN_FRACTION = 0.01
@@ -85,8 +86,7 @@ def flags_for(box: CanvasBox, canvas_w: int, canvas_h: int) -> tuple[str, ...]:
     ratio = long_side / short_side
     if ratio >= ASPECT_RATIO_LIMIT:
         flags.append("aspect")
-    page_area = max(1, canvas_w * canvas_h)
-    if min(box.w, box.h) < TINY_SIDE or box.w * box.h < TINY_AREA_FRACTION * page_area:
+    if min(box.w, box.h) < TINY_SIDE:
         flags.append("tiny")
     if box.w >= PAGE_SIZED_FRACTION * canvas_w and box.h >= PAGE_SIZED_FRACTION * canvas_h:
         flags.append("page")

@@ -57,6 +57,7 @@ class IngestReport:
     regions_deleted: int = 0
     manifests_deleted: int = 0
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, ref, reason)
+    without_layout: list[tuple[str, int]] = field(default_factory=list)  # (manifest ref, canvases): no layout links
 
     @property
     def ingested_anything(self) -> bool:
@@ -87,7 +88,11 @@ def read_layout_map(path: Path) -> dict[str, LayoutOverride]:
                 raise ValueError(f"{path}:{line_no}: canvas positions start at 1, got {canvas!r}")
             fmt = cells[2].lower() if len(cells) > 2 else ""
             key = f"#{int(canvas)}" if canvas.isdigit() else canvas
-            overrides[key] = LayoutOverride(resolve(layout, str(path.resolve())), fmt)
+            ref = resolve(layout, str(path.resolve()))
+            # A path (absolute, or relative to the CSV) as a file: URL: a bare path would be read relative to
+            # the manifest's URL, as a link inside the manifest is.
+            local = local_path(ref)
+            overrides[key] = LayoutOverride(local.resolve().as_uri() if local is not None else ref, fmt)
     return overrides
 
 
@@ -180,23 +185,36 @@ class Ingester:
     async def _manifest(self, record: ManifestRecord, data: bytes) -> None:
         if not record.id:
             record.id = record.url
+        for canvas in record.canvases:
+            # A relative image reference ("scan.png" beside a local manifest) means the manifest's folder.
+            if canvas.image_url:
+                canvas.image_url = resolve(canvas.image_url, record.url)
         self.report.manifests_seen += 1
         content_hash = hashlib.sha256(data).hexdigest()
         self._drop_local_images(record)
         live = "SELECT COUNT(*) FROM region WHERE manifest_id=? AND deleted=0"
         before = self.catalogue.query_one(live, (manifest_id_for(record.id),))[0]
         mid, changed = self.catalogue.upsert_manifest(record, content_hash)
-        self.catalogue.clear_quarantine("manifest", record.url)
+        for spelling in _spellings(record.url):  # failed once as a file:// URL, read now as a path: one document
+            self.catalogue.clear_quarantine("manifest", spelling)
         if changed:
             self.report.manifests_changed += 1
             # Canvases the manifest no longer has took their regions with them.
             self.report.regions_deleted += before - self.catalogue.query_one(live, (mid,))[0]
         self._apply_layout_map(mid, record)
         canvases = [row for row in self.catalogue.canvases(mid) if row["layout_url"]]
+        if not canvases and record.canvases:
+            self.report.without_layout.append((record.url, len(record.canvases)))
         if self.bar is not None:
             self.bar.total = (self.bar.total or 0) + len(canvases)
             self.bar.refresh()
+        failed_before = len(self.report.failures)
         await asyncio.gather(*(self._canvas_counted(mid, record, row) for row in canvases))
+        # Layout files of this manifest that failed before and were not failing now: read fine, or no longer
+        # linked (the manifest or the layout map changed). Their quarantine entries are history.
+        still = [ref for kind, ref, _ in self.report.failures[failed_before:] if kind == "layout"]
+        if not self.new_only:
+            self.catalogue.clear_layout_quarantine(mid, keep=still)
 
     def _drop_local_images(self, record: ManifestRecord) -> None:
         """A manifest read over http(s) that names local or non-http images keeps its canvases, not those
@@ -295,6 +313,15 @@ class Ingester:
                 caption=region.caption, flags=flags_for(box, width, height),
             )
         return list(regions.values())
+
+
+def _spellings(ref: str) -> set[str]:
+    """A document's ref with its other local spellings (a path and its file:// URL)."""
+    path = local_path(ref)
+    if path is None or is_remote(ref):
+        return {ref}
+    absolute = path.resolve()
+    return {ref, str(path), str(absolute), absolute.as_uri()}
 
 
 async def ingest(sources: list[str], catalogue: Catalogue, settings: Settings, *,

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -324,3 +325,22 @@ def test_viewer_runs_under_its_policy(page, server: str) -> None:  # noqa: ANN00
     page.wait_for_function("() => window.miradorInstance && window.miradorInstance.store.getState()"
                            ".workspace.windowIds.length > 0")
     page.wait_for_selector(".openseadragon-canvas canvas", timeout=TIMEOUT_MS)
+
+
+def test_long_labels_stay_inside_their_cards(page, sample: SampleCatalogue) -> None:  # noqa: ANN001
+    # A title with no break opportunity ran out of its card over the next one.
+    with sqlite3.connect(sample.data_dir / "catalogue.sqlite") as db:
+        mid = db.execute("SELECT manifest_id FROM region WHERE id=?", (sample.woodcut_region,)).fetchone()[0]
+        db.execute("UPDATE manifest SET label=? WHERE id=?", ("Gesamtverzeichnis" * 12, mid))
+        db.execute("INSERT INTO change(kind, object_type, object_id, at) VALUES ('update', 'manifest', ?, 0)",
+                   (mid,))
+    page.goto(f"/?similar={sample.woodcut_region}")
+    page.wait_for_selector("#results ol.grid article.card")
+    assert "Gesamtverzeichnis" * 12 in page.content()
+    overflowing = page.eval_on_selector_all("article.card", """els => els.filter(card => {
+        const box = card.getBoundingClientRect();
+        return [...card.querySelectorAll('*')].some(el => el.getBoundingClientRect().right > box.right + 1);
+    }).length""")
+    assert overflowing == 0
+    # find-similar says how many neighbours there are in all
+    assert re.search(r"Results 1–\d+ of \d+", page.locator("#results .count").inner_text())

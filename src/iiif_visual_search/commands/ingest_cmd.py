@@ -64,6 +64,9 @@ def ingest(ctx: click.Context, sources: tuple[str, ...], layout_map_path: Path |
         f"~{report.regions_updated} -{report.regions_deleted}"
         + (f"; {report.manifests_deleted} manifest(s) gone from their collection" if report.manifests_deleted else "")
     )
+    for ref, n in report.without_layout:
+        click.echo(f"note: {ref} links no layout files (ALTO or PAGE-XML) on its {n} canvas(es), so it has no "
+                   "regions: give them with --layout-map (a CSV of canvas,layout rows)", err=True)
     if report.failures:
         click.echo(f"{len(report.failures)} document(s) quarantined:", err=True)
         for kind, ref, reason in report.failures[:20]:

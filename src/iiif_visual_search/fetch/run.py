@@ -74,6 +74,7 @@ class FetchOptions:
 class FetchReport:
     regions: int = 0  # regions of the selected manifests
     skipped_flagged: int = 0
+    skipped_by_flag: dict[str, int] = field(default_factory=dict)  # a region with two skip flags counts twice
     already_cached: int = 0
     fetched: int = 0
     stored_as_is: int = 0  # of fetched: the server's JPEG kept byte for byte (it had the wanted size)
@@ -88,6 +89,21 @@ class FetchReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "regions_per_s": round(self.rate, 2)}
+
+
+def by_flag_text(counts: dict[str, int]) -> str:
+    """" (separator 12, tiny 3)" for a summary line; "" when nothing was skipped."""
+    return f" ({', '.join(f'{flag} {n}' for flag, n in sorted(counts.items()))})" if counts else ""
+
+
+def unfetched_by_flag(catalogue: Catalogue, flags: frozenset[str] = DEFAULT_SKIP_FLAGS) -> dict[str, int]:
+    """Live regions without an image that carry one of ``flags``, counted per flag: what fetch skipped."""
+    counts: dict[str, int] = {}
+    for row in catalogue.query("SELECT r.flags FROM region r LEFT JOIN region_image ri ON ri.region_id = r.id "
+                               "WHERE r.deleted = 0 AND ri.region_id IS NULL AND r.flags != ''"):
+        for flag in set(row["flags"].split(",")) & flags:
+            counts[flag] = counts.get(flag, 0) + 1
+    return counts
 
 
 @dataclass(frozen=True)
@@ -323,6 +339,8 @@ async def fetch_async(catalogue: Catalogue, settings: Settings, options: FetchOp
         flags = set(filter(None, (row["flags"] or "").split(",")))
         if flags & options.skip_flags:
             report.skipped_flagged += 1
+            for flag in flags & options.skip_flags:
+                report.skipped_by_flag[flag] = report.skipped_by_flag.get(flag, 0) + 1
             continue
         region = _Region(row["id"], row["manifest_id"], row["canvas_id"], Box(row["x"], row["y"], row["w"], row["h"]),
                          row["canvas_w"], row["canvas_h"], row["image_url"] or "", row["image_service"] or "",

@@ -22,6 +22,7 @@ from ..config import Settings
 from ..files import is_writable_dir
 from ..embed.models import MODEL_NAMES, EmbedderUnavailable
 from ..iiif.common import Urls
+from ..index.model_choice import unknown_model_message
 from ..index.text import TEXT_INDEX_NAME, TextIndex, open_text_index
 from ..index.vectors import list_models
 from .errors import ApiError
@@ -63,7 +64,7 @@ class State:
                 shutil.copyfile(published, self.cache_dir / TEXT_INDEX_NAME)  # else it is built at start-up
             log.info("data dir %s is served read-only; writing to %s", settings.data_dir, self.cache_dir)
         self.catalogue = Catalogue(settings.catalogue_path, read_only=self.read_only)
-        self.store = Store(self.catalogue)
+        self.store = Store(self.catalogue, self.urls)
         self.text: TextIndex = open_text_index(self.cache_dir, hidden_classes=settings.hidden_classes)
         self._synced_at = 0.0
         self._sync_lock = threading.Lock()
@@ -102,8 +103,7 @@ class State:
             model = str(kwargs.get("model"))
             indexed = sorted({n for d in list_models(self.settings.data_dir) for n in (d.name, d.key)})
             if model not in MODEL_NAMES and model not in indexed:
-                raise ApiError(400, f"unknown model {model!r}; indexed here: {', '.join(indexed) or 'none'}") \
-                    from None
+                raise ApiError(400, unknown_model_message(model, self.settings.data_dir)) from None
             raise ApiError(503, f"no vector index for model {model!r} yet: run 'ivs embed' and 'ivs index'") \
                 from None
         except KeyError as exc:
