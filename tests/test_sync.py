@@ -43,6 +43,22 @@ def alto(book: int, page: int) -> bytes:
     ).encode()
 
 
+def scan(book: int, page: int) -> bytes:
+    """A page scan with a pattern of its own, so that every region image differs."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (500, 750), "white")
+    draw = ImageDraw.Draw(image)
+    for k in range(12):
+        x, y = (37 * k * (book + 2) + 11 * page) % 450, (53 * k + 29 * book + 17 * page) % 700
+        draw.rectangle((x, y, x + 30 + 3 * k, y + 20 + 2 * page), fill=(20 * k % 255, 90 * book % 255, 40 * page % 255))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
 class Publisher:
     """Another institution's server: manifests, ALTO and a Change Discovery stream, from memory.
 
@@ -77,16 +93,24 @@ class Publisher:
         self.files[path] = (json.dumps(doc).encode(), "application/ld+json")
         return self.url(path)
 
-    def book(self, n: int, pages: int = 3, without: tuple[int, ...] = ()) -> str:
-        """``/m/N.json``, a v3 manifest whose canvases link their ALTO through seeAlso."""
+    def book(self, n: int, pages: int = 3, without: tuple[int, ...] = (), images: bool = False) -> str:
+        """``/m/N.json``, a v3 manifest whose canvases link their ALTO through seeAlso (and, with ``images``,
+        paint a plain JPEG at half the canvas size)."""
         canvases = []
         for p in range(pages):
             self.files[f"/alto/{n}-{p}.xml"] = (alto(n, p), "application/xml")
             if p in without:
                 continue
-            canvases.append({"id": self.url(f"/m/{n}/canvas/{p}"), "type": "Canvas", "width": 1000, "height": 1500,
-                             "items": [], "seeAlso": [{"id": self.url(f"/alto/{n}-{p}.xml"), "type": "Dataset",
-                                                       "format": "application/xml", "profile": ALTO_PROFILE}]})
+            canvas = {"id": self.url(f"/m/{n}/canvas/{p}"), "type": "Canvas", "width": 1000, "height": 1500,
+                      "items": [], "seeAlso": [{"id": self.url(f"/alto/{n}-{p}.xml"), "type": "Dataset",
+                                                "format": "application/xml", "profile": ALTO_PROFILE}]}
+            if images:
+                self.files[f"/img/{n}-{p}.jpg"] = (scan(n, p), "image/jpeg")
+                canvas["items"] = [{"id": f"{canvas['id']}/page", "type": "AnnotationPage", "items": [{
+                    "id": f"{canvas['id']}/painting", "type": "Annotation", "motivation": "painting",
+                    "target": canvas["id"], "body": {"id": self.url(f"/img/{n}-{p}.jpg"), "type": "Image",
+                                                     "format": "image/jpeg", "width": 500, "height": 750}}]}]
+            canvases.append(canvas)
         return self.put(f"/m/{n}.json", {"@context": "http://iiif.io/api/presentation/3/context.json",
                                          "id": self.url(f"/m/{n}.json"), "type": "Manifest",
                                          "label": {"en": [f"Book {n}"]}, "items": canvases})
@@ -188,6 +212,32 @@ def test_second_run_applies_exactly_the_update_and_the_delete(publisher: Publish
     third = ivs(data, "sync", "-q")  # no URL: every stream followed before
     assert third.exit_code == 0 and "0 ingested" in third.output
     assert publisher.calls == Counter({"/stream.json": 1, "/page/4.json": 1})
+
+
+def test_fetch_and_embed_follow_what_changed(publisher: Publisher, tmp_path: Path) -> None:
+    books = [publisher.book(n, pages=2, images=True) for n in range(2)]
+    pages = [[act("Create", b, n) for n, b in enumerate(books)]]
+    stream = publisher.stream(pages)
+    data = tmp_path / "data"
+
+    def counts() -> tuple[int, dict[str, int]]:
+        with Catalogue(data / "catalogue.sqlite") as catalogue:
+            images = catalogue.query_one("SELECT COUNT(*) FROM region_image")[0]
+            vectors = {r[0]: r[1] for r in catalogue.query("SELECT model, COUNT(*) FROM embedding GROUP BY model")}
+        return images, vectors
+
+    assert ivs(data, "sync", "-q", "--embed", "fingerprint", stream).exit_code == 0
+    assert counts() == (4, {"fingerprint": 4})
+    publisher.calls.clear()
+    assert ivs(data, "sync", "-q", "--embed", "fingerprint", stream).exit_code == 0
+    assert not any(p.startswith("/img/") for p in publisher.calls)
+
+    publisher.book(1, pages=3, images=True)  # a page more
+    publisher.stream(pages + [[act("Update", books[1], 5)]])
+    publisher.calls.clear()
+    assert ivs(data, "sync", "-q", "--fetch", "--embed", "fingerprint", stream).exit_code == 0
+    assert counts() == (5, {"fingerprint": 5})
+    assert [p for p in publisher.calls if p.startswith("/img/")] == ["/img/1-2.jpg"]
 
 
 def test_a_delete_reaches_our_own_activity_stream(publisher: Publisher, tmp_path: Path) -> None:

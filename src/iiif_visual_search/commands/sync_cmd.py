@@ -94,7 +94,8 @@ def _print_report(report: SyncReport, as_json: bool) -> None:
         extra = f", {w.invalid} unreadable (quarantined)" if w.invalid else ""
         click.echo(f"{w.url}: {w.pages} page(s), {w.activities} activities, {len(w.changes)} to apply{extra}; "
                    f"{state}")
-    click.echo(f"applied: {report.included} ingested ({report.retried} retried), {report.removed} removed; "
+    click.echo(f"applied: {report.included - len(report.failed)} ingested, {len(report.failed)} failed "
+               f"({report.retried} retried), {report.removed} removed; "
                f"regions: +{i.regions_created} ~{i.regions_updated} -{i.regions_deleted + report.regions_deleted}")
     if report.failed:
         click.echo(f"{len(report.failed)} object(s) failed, tried again next run:", err=True)

@@ -31,7 +31,7 @@ DEFAULT_MAX_PAGES = 100_000
 @dataclass
 class SyncReport:
     walks: list[Walk] = field(default_factory=list)
-    included: int = 0  # objects ingested (created, updated, added, moved here)
+    included: int = 0  # objects ingested (created, updated, added, moved here), failed ones among them
     removed: int = 0  # objects deleted, removed or moved away
     retried: int = 0  # objects that failed in an earlier run and were tried again
     failed: list[tuple[str, str]] = field(default_factory=list)  # (object URL, reason)
@@ -80,7 +80,7 @@ class Syncer:
         async with DocumentLoader(user_agent=self.settings.user_agent, max_bytes=self.settings.max_document_bytes,
                                   timeout_s=self.settings.timeout_s,
                                   concurrency=self.settings.concurrency) as loader:
-            walker = StreamWalker(loader, self.catalogue, max_pages=self.max_pages)
+            walker = StreamWalker(loader, self.catalogue, max_pages=self.max_pages, on_page=self._page_read)
             applied = {url: self.state.applied(url) for url in streams}
             for url in streams:  # pages follow each other through 'prev', so a stream is read page by page
                 self.report.walks.append(await walker.walk(url, applied[url], self.state.high_water(url)))
@@ -107,6 +107,10 @@ class Syncer:
             self.state.finish_run(walk.url, stream_id=walk.stream_id, high_water=high_water, newest=walk.newest,
                                   pages=walk.pages, activities=walk.activities, problem=walk.problem)
         return self.report
+
+    def _page_read(self, walk: Walk) -> None:
+        if self.bar is not None:  # a first run can read thousands of pages before any change is applied
+            self.bar.set_postfix_str(f"{walk.pages} page(s) of {walk.url}", refresh=walk.pages % 20 == 1)
 
     def _plan(self, applied: dict[str, dict[str, Applied]]) -> tuple[list[_Planned], dict[str, list[_Planned]]]:
         """The winning change per object across all streams (the newest), and every stream's change per object."""
@@ -191,9 +195,10 @@ class Syncer:
         _merge_ingest(self.report.ingest, part)
         if part.failures:
             kind, ref, reason = part.failures[0]
-            more = f" (and {len(part.failures) - 1} more)" if len(part.failures) > 1 else ""
-            self.report.failed.append((planned.change.url, f"{kind} {ref}: {reason}{more}"))
-            return "failed", f"{kind} {ref}: {reason}{more}"
+            where = "" if ref == planned.change.url else f"{kind} {ref}: "
+            more = f" (and {len(part.failures) - 1} more, see 'ivs quarantine')" if len(part.failures) > 1 else ""
+            self.report.failed.append((planned.change.url, where + reason + more))
+            return "failed", where + reason + more
         return "present", ""
 
 

@@ -13,6 +13,7 @@ was, so the next run reads the same pages again and gets past the gap once it is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
@@ -68,10 +69,12 @@ def already_applied(previous: Applied | None, activity: Activity, when: float | 
 
 
 class StreamWalker:
-    def __init__(self, loader: DocumentLoader, catalogue: Catalogue, *, max_pages: int) -> None:
+    def __init__(self, loader: DocumentLoader, catalogue: Catalogue, *, max_pages: int,
+                 on_page: Callable[[Walk], None] | None = None) -> None:
         self.loader = loader
         self.catalogue = catalogue
         self.max_pages = max_pages
+        self._on_page = on_page or (lambda _walk: None)
 
     async def walk(self, url: str, applied: dict[str, Applied], high_water: float | None) -> Walk:
         walk = Walk(url)
@@ -105,6 +108,7 @@ class StreamWalker:
                 return self._stop(walk, "stream-page", page_url, str(exc))
             self.catalogue.clear_quarantine("stream-page", page_url)
             walk.pages += 1
+            self._on_page(walk)
             for index in range(len(page.ordered_items) - 1, -1, -1):
                 walk.activities += 1
                 try:
