@@ -368,6 +368,25 @@ def test_move_add_remove_and_refresh(publisher: Publisher, tmp_path: Path) -> No
     assert manifests(fresh) == {moved: "ok"}
 
 
+def test_a_deleted_collection_takes_the_manifests_only_it_lists(publisher: Publisher, tmp_path: Path) -> None:
+    books = [publisher.book(n, pages=1) for n in range(3)]
+
+    def collection(name: str, members: list[str]) -> str:
+        return publisher.put(f"/{name}.json", {
+            "@context": "http://iiif.io/api/presentation/3/context.json", "id": publisher.url(f"/{name}.json"),
+            "type": "Collection", "label": {"en": [name]}, "items": [{"id": m, "type": "Manifest"} for m in members]})
+
+    prints, maps = collection("prints", books[:2]), collection("maps", books[1:])
+    pages = [[act("Create", prints, 0, "Collection"), act("Create", maps, 1, "Collection")]]
+    stream = publisher.stream(pages)
+    data = tmp_path / "data"
+    assert ivs(data, "sync", "-q", stream).exit_code == 0
+    assert manifests(data) == dict.fromkeys(books, "ok")
+    publisher.stream(pages + [[act("Delete", prints, 2, "Collection")]])
+    assert ivs(data, "sync", "-q", stream).exit_code == 0
+    assert manifests(data) == {books[0]: "deleted", books[1]: "ok", books[2]: "ok"}  # book 1 is also a map
+
+
 def test_a_remote_stream_may_not_name_local_files(publisher: Publisher, tmp_path: Path) -> None:
     local = tmp_path / "local.json"
     local.write_text(json.dumps({"@context": "http://iiif.io/api/presentation/3/context.json", "id": "urn:x",

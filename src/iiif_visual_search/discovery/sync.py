@@ -91,14 +91,14 @@ class Syncer:
             for planned in winners:
                 if planned.change.action != INCLUDE:
                     self._record(planned, self._remove(planned), seen_by, applied)
-            semaphore = asyncio.Semaphore(self.settings.concurrency)
+            # A few workers share one iterator: a first run can have a hundred thousand objects to ingest.
+            todo = iter([p for p in winners if p.change.action == INCLUDE])
 
-            async def include(planned: _Planned) -> None:
-                async with semaphore:
-                    outcome = await self._include(loader, planned)
-                self._record(planned, outcome, seen_by, applied)
+            async def worker() -> None:
+                for planned in todo:
+                    self._record(planned, await self._include(loader, planned), seen_by, applied)
 
-            await asyncio.gather(*(include(p) for p in winners if p.change.action == INCLUDE))
+            await asyncio.gather(*(worker() for _ in range(self.settings.concurrency)))
         for walk in self.report.walks:
             previous = self.state.high_water(walk.url)
             high_water = previous
