@@ -13,6 +13,8 @@ Targets (issue 5): similar by region id p50 ≤ 20 ms, Content Search p50 ≤ 30
 
     .venv/bin/python bench/serve.py                       # 100k regions (~3 min to build the first time)
     .venv/bin/python bench/serve.py --keep /tmp/ivs-bench  # build once into that folder, reuse after
+    .venv/bin/python bench/serve.py --regions 20000 --keep /tmp/ivs-bench-20k --writer --requests 300
+                                                          # readers beside a writer (issue 12)
 """
 
 from __future__ import annotations
@@ -283,6 +285,82 @@ def upload_jpeg() -> bytes:
     return buf.getvalue()
 
 
+WRITER = """
+import sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from iiif_visual_search.catalogue import Catalogue
+from iiif_visual_search.index.vectors import VectorStore
+data_dir, key = Path(sys.argv[2]), sys.argv[3]
+cat = Catalogue(data_dir / "catalogue.sqlite")
+store = VectorStore(data_dir, key, cat)
+ids = [r["id"] for r in cat.query("SELECT id FROM region ORDER BY rowid LIMIT 2000")]
+rng = np.random.default_rng(0)
+while True:  # what ivs embed and ivs index do, over and over: vectors and catalogue rows, then a new index
+    v = rng.standard_normal((len(ids), store.dim)).astype("float32")
+    store.add(ids, v / np.linalg.norm(v, axis=1, keepdims=True))
+    store.update_index()
+    print("round", flush=True)
+"""
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of a process onto these CPUs (threads started later inherit it from the main thread)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except OSError:
+            pass
+
+
+def writer_comparison(data_dir: Path, key: str, probe: list[str], n: int) -> None:
+    """/similar/{id} p50/p99 alone, beside a writer that is niced and pinned to another CPU (what is left is
+    waiting on the writer: locks, reloads), and beside a writer at normal priority (CPU contention too)."""
+    import httpx
+
+    cpus = sorted(os.sched_getaffinity(0))
+    proc, base = serve(data_dir)
+    request = lambda c, i: c.get(f"/similar/{probe[i]}", params={"model": key, "k": 20})  # noqa: E731
+    rows = []
+    try:
+        if len(cpus) > 1:
+            pin(proc.pid, {cpus[0]})
+            os.sched_setaffinity(0, {cpus[0]})  # the client beside the server, away from the writer
+        for label, nice, writer_cpus in [("alone", None, None), ("writer niced 19, own CPU", 19, {cpus[-1]}),
+                                         ("writer at normal priority", 0, set(cpus)),
+                                         ("alone again", None, None)]:  # the noise of a shared machine
+            writer = None
+            if nice is not None:
+                def prepare(nice: int = nice, where: set[int] = writer_cpus) -> None:  # type: ignore[assignment]
+                    os.sched_setaffinity(0, where)
+                    os.nice(nice)
+                writer = subprocess.Popen([sys.executable, "-c", WRITER, str(REPO / "src"), str(data_dir), key],
+                                          stdout=subprocess.PIPE, preexec_fn=prepare, text=True)
+                writer.stdout.readline()  # one full round done: it is writing now
+            if label == "writer at normal priority" and len(cpus) > 1:
+                pin(proc.pid, set(cpus))
+                os.sched_setaffinity(0, set(cpus))
+            times, rps = asyncio.run(over_http(base, request, n, 1))
+            rounds = 0
+            if writer is not None:
+                writer.terminate()
+                rounds = sum(1 for _ in writer.stdout)  # what it wrote while we measured (roughly)
+                writer.wait(10)
+            rows.append((label, *pct(times), rps, rounds))
+            httpx.get(f"{base}/health", timeout=10)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        os.sched_setaffinity(0, set(cpus))
+    base50, base99 = rows[0][1], rows[0][2]
+    print(f"\n/similar/{{id}} over HTTP, 1 client, {n} requests; writer = ivs embed + ivs index in a loop; ms")
+    print(f"{'':<28} {'p50':>7} {'p99':>8} {'req/s':>6} {'p50 ×':>6} {'p99 ×':>6} {'rounds done':>12}")
+    for label, p50, p99, rps, rounds in rows:
+        print(f"{label:<28} {p50:7.1f} {p99:8.1f} {rps:6.1f} {p50 / base50:6.2f} {p99 / base99:6.2f} {rounds:12}")
+    print("niced + own CPU − alone: waiting on the writer; normal − niced: CPU contention")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regions", type=int, default=100_000)
@@ -290,6 +368,8 @@ def main() -> None:
     ap.add_argument("--uploads", type=int, default=30)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--keep", type=Path, help="data folder to build into once and reuse")
+    ap.add_argument("--writer", action="store_true",
+                    help="only /similar/{id} alone and beside a concurrent embed+index writer (niced and not)")
     args = ap.parse_args()
     if not SHARED.is_dir():
         raise SystemExit(f"needs the shared data at {SHARED}")
@@ -327,6 +407,10 @@ def main() -> None:
     print(f"  {len(region_ids)} regions, {n_docs} texts; common words in {vocab[0][1] / n_docs:.0%} ... "
           f"{vocab[min(39, len(vocab) - 1)][1] / n_docs:.0%} of texts; model {key}")
 
+    if args.writer:
+        cat.close()
+        writer_comparison(data_dir, key, probe, args.requests)
+        return
     embedder = embedder_for(search_store(data_dir, key).descriptor)
     image = Image.open(io.BytesIO(jpeg))
     embedder.embed_images([image])  # warm

@@ -103,6 +103,40 @@ def test_import_train_apply_evaluate(tmp_path: Path) -> None:
     assert "model" not in json.loads((data / "evaluation" / "report.json").read_text())
 
 
+def test_train_and_evaluate_with_labels_from_two_books_and_from_one(tmp_path: Path) -> None:
+    """Two books crashed in the inner folds (one book left to train on); one book ended in a traceback."""
+    shared("gallicorpora-incunabula")
+    data = tmp_path / "data"
+    truth = _build(data)
+    with Catalogue(data / "catalogue.sqlite") as cat:
+        book_of = {r["id"]: r["label"] for r in cat.query(
+            "SELECT r.id, m.label FROM region r JOIN manifest m ON m.id = r.manifest_id")}
+    two = {r: lab for r, lab in truth.items() if book_of[r] in ("bpt6k1057722q", "bpt6k1521441j")}
+    assert len(two) == 6
+    labels_csv = tmp_path / "labels.csv"
+    labels_csv.write_text("region_id,label\n" + "".join(f"{r},{lab}\n" for r, lab in two.items()))
+    run = CliRunner().invoke
+    base = ["--data-dir", str(data)]
+    assert run(main, [*base, "classify", "import-labels", str(labels_csv)]).exit_code == 0
+    for verb in (["classify", "train"], ["evaluate", "classification"]):
+        res = run(main, [*base, *verb, "--model", "fingerprint", "--outer", "3", "--inner", "2", "--json"])
+        assert res.exit_code == 0, res.output
+        report = json.loads(res.output[res.output.index("{"):])
+        assert report["n_books"] == 2 and report["outer_folds"] == 2
+        assert any("trained on one book" in n for n in report["notes"])
+    with Catalogue(data / "catalogue.sqlite") as cat:
+        cat.conn.execute("DELETE FROM label")
+    one = {r: lab for r, lab in truth.items() if book_of[r] == "bnf-abbyy"}
+    labels_csv.write_text("region_id,label\n" + "".join(f"{r},{lab}\n" for r, lab in one.items()))
+    assert run(main, [*base, "classify", "import-labels", str(labels_csv)]).exit_code == 0
+    for verb in (["classify", "train"], ["evaluate", "classification"]):
+        res = run(main, [*base, *verb, "--model", "fingerprint", "--outer", "3", "--inner", "2"])
+        assert res.exit_code == 1 and res.exception is not None and isinstance(res.exception, SystemExit)
+        assert res.output.strip().splitlines()[-1] == ("Error: cross-validation needs labelled regions from at "
+                                                        "least two books; all 13 come from one book: label regions "
+                                                        "of another book too"), res.output
+
+
 def test_import_labels_reports_a_broken_file_without_a_traceback(tmp_path: Path) -> None:
     """Broken JSON, a list of numbers, non-UTF-8 bytes and a CSV without the columns all ended in tracebacks."""
     runner = CliRunner()
@@ -137,3 +171,20 @@ def test_zero_shot_with_a_model_that_cannot_be_loaded_says_why(tmp_path: Path) -
     res = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "classify", "zero-shot",
                                     "--model", str(tmp_path / "no-such-model")])
     assert res.exit_code == 1 and "Error: no model folder at" in res.output, res.output
+
+
+def test_import_labels_into_a_catalogue_without_their_books_says_which_are_needed(tmp_path: Path) -> None:
+    # The paper's label file into an empty catalogue: "stored 0 / unmatched (no_canvas): 2000", and no hint.
+    labels = shared("nln-chr24-image-labels", "labelled_data.json")
+    data = tmp_path / "data"
+    Catalogue(data / "catalogue.sqlite").close()
+    res = CliRunner().invoke(main, ["--data-dir", str(data), "classify", "import-labels", str(labels)])
+    assert res.exit_code == 0, res.output
+    assert "stored 0 manual labels" in res.output
+    assert "labels are of pages this catalogue does not have: they need the manifests of" in res.output
+    assert "ingested first ('ivs ingest MANIFEST_URL ...')" in res.output
+    assert "https://www.nb.no/services/image/resolver/URN:NBN:no-nb_digibok_" in res.output
+    res = CliRunner().invoke(main, ["--data-dir", str(data), "classify", "import-labels", str(labels), "--json"])
+    books = json.loads(res.output)["missing_books"]
+    assert sum(b["labels"] for b in books) == json.loads(res.output)["unmatched"]["no_canvas"]
+    assert not any(b["image_service"].endswith(("_0104", "_0734")) for b in books)  # the book, not its page

@@ -99,3 +99,16 @@ def test_macro_f1_leaves_out_classes_nobody_labelled() -> None:
     assert report.micro_f1 == pytest.approx(1.0)
     assert report.macro_f1 == pytest.approx(1.0)
     assert report.to_json()["macro_f1"] == pytest.approx(1.0)
+
+
+def test_two_books_run_with_selection_inside_one_book_and_say_so() -> None:
+    # The outer folds leave one book to train on; the inner selection crashed with "needs two books".
+    from iiif_visual_search.classify.nested_cv import NotEnoughBooks
+
+    features, y, groups = synth(PLANTED_SCALE, n_books=2, per_book=30)
+    report = nested_cv(features, y, groups, ["c0", "c1", "c2", "c3"], outer=3, inner=2, Cs=PAPER_CS[5:8], seed=0)
+    assert len(report.folds) == 2 and all(not f.selection.by_book for f in report.folds)
+    assert any("trained on one book" in n for n in report.notes)
+    with pytest.raises(NotEnoughBooks, match="from at least two books; all 30 come from one book"):
+        nested_cv({m: X[:30] for m, X in features.items()}, y[:30], groups[:30], ["c0", "c1", "c2", "c3"],
+                  outer=3, inner=2, Cs=PAPER_CS[5:8])

@@ -45,3 +45,25 @@ def test_demo_offline_falls_back_to_the_local_sample_and_indexes_it(tmp_path: Pa
     # The index summary is JSON, as 'ivs index' prints it (it was a Python dict repr).
     line = next(x for x in again.stderr.splitlines() if x.startswith("fingerprint: 0 embedded"))
     assert json.loads(line.split("; index ", 1)[1])["live"] > 0
+
+
+def test_setup_shows_progress_on_the_first_install(tmp_path: Path) -> None:
+    # The demo's first run showed three minutes of pip warnings and nothing else.
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(root / "scripts" / "setup.sh", tmp_path / "scripts" / "setup.sh")
+    (tmp_path / "pyproject.toml").write_text("")
+    venv_python = tmp_path / ".venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.write_text('#!/bin/sh\necho "pip $*" >> "$(dirname "$0")/calls"\n'
+                           '[ "$4" = "--progress-bar" ] && echo "Collecting torch==2.13.0"\nexit 0\n')
+    venv_python.chmod(0o755)
+    result = subprocess.run(["bash", str(tmp_path / "scripts" / "setup.sh")], capture_output=True, text=True,
+                            env={**os.environ, "PYTHON": str(venv_python)}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "setup: installing iiif-visual-search" in result.stderr and "setup: done" in result.stderr
+    assert "Collecting torch" in result.stdout  # pip's own progress, not silenced
+    calls = (venv_python.parent / "calls").read_text().splitlines()
+    assert any("install --progress-bar on -e ." in c for c in calls), calls

@@ -165,6 +165,9 @@ def test_find_similar_reranks_fingerprint_image_and_region_queries(tmp_path, mon
     hits = [find_similar(cat, settings, model="fingerprint", image=q, k=3) for q in queries]
     assert sum(h[0].region == rid for h, rid in zip(hits, ids)) >= n - 1
     assert all(h[0].inliers >= lf.MIN_INLIERS for h, rid in zip(hits, ids) if h[0].region == rid)
+    # Ranked by inliers, the score still falls with the rank; the cosine is kept beside it (issue: 0.53, 0.70).
+    assert all(a.score >= b.score for h in hits for a, b in zip(h, h[1:]))
+    assert all(x.cosine is not None and -1 <= x.cosine <= 1 for h in hits for x in h)
     # Only the vector's best candidate verified: the others are found through the keypoint index on disk.
     monkeypatch.setattr(fp, "RERANK_CANDIDATES", 1)
     outside = [i for i, q in enumerate(queries)
@@ -176,3 +179,14 @@ def test_find_similar_reranks_fingerprint_image_and_region_queries(tmp_path, mon
     assert ids[0] not in {h.region for h in by_region}
     by_vector = find_similar(cat, settings, model="fingerprint", vector=store.vectors_for([ids[0]])[0], k=3)
     assert by_vector[0].region == ids[0] and all(h.inliers == 0 for h in by_vector)  # vectors cannot re-rank
+
+
+def test_verified_hits_score_above_the_rest_and_scores_fall_with_rank() -> None:
+    from iiif_visual_search.similar import rank_verified
+
+    ranked = rank_verified([("a", 0.53, 20), ("b", 0.70, 8), ("c", 0.68, 0), ("d", 0.90, 2)], min_inliers=6)
+    assert [r[0] for r in ranked] == ["a", "b", "d", "c"]
+    scores = [r[1] for r in ranked]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) == 4
+    assert scores[1] > 0.90 and scores[2:] == [0.90, 0.68]  # unverified hits score their cosine
+    assert [(r[2], r[3]) for r in ranked] == [(0.53, 20), (0.70, 8), (0.90, 0), (0.68, 0)]  # 2: not verified

@@ -260,6 +260,7 @@ def test_ivs_fetch_command(iip: IIPImageServer, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["fetched"] == total - 1 and summary["skipped_flagged"] == 1 and summary["failed"] == 0
+    assert summary["skipped_by_flag"] == {"aspect": 1, "separator": 1}
     result = runner.invoke(main, ["--data-dir", str(data), "fetch", "--json", "-q", "--skip-flag", "none",
                                   "--manifest", "https://example.org/manifest/cli"])
     assert result.exit_code == 0, result.output

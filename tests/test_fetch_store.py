@@ -111,3 +111,33 @@ def test_interrupted_run_keeps_the_rows_of_finished_regions(tmp_path: Path, monk
     assert rows == {"a": rows["a"], "b": rows["b"], "c": rows["c"], "slow": None}
     assert all(rows[k] and Path(rows[k]).is_file() for k in "abc")
     cat.close()
+
+
+def test_fetch_and_embed_say_how_many_regions_each_skip_flag_left_out(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from datapaths import shared
+    from iiif_visual_search.catalogue import Catalogue
+    from iiif_visual_search.cli import main
+    from iiif_visual_search.local_sample import shared_books, write_sample
+
+    books = [b for b in shared_books(shared()) if b.slug.startswith("incunabula-")][:2]
+    collection = write_sample(shared(), tmp_path / "sample", books)
+    data = tmp_path / "data"
+    run = CliRunner().invoke
+    assert run(main, ["--data-dir", str(data), "ingest", str(collection)]).exit_code == 0
+    with Catalogue(data / "catalogue.sqlite") as cat:
+        ids = [r["id"] for r in cat.query("SELECT id FROM region WHERE deleted=0 ORDER BY id")]
+        assert len(ids) >= 3
+        cat.conn.execute("UPDATE region SET flags='tiny' WHERE id=?", (ids[0],))
+        cat.conn.execute("UPDATE region SET flags='aspect,separator' WHERE id=?", (ids[1],))
+    res = run(main, ["--data-dir", str(data), "fetch", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "2 skipped by flag (aspect 1, separator 1, tiny 1)" in res.output, res.output
+    res = run(main, ["--data-dir", str(data), "fetch", "-q", "--json"])
+    assert json.loads(res.stdout)["skipped_by_flag"] == {"aspect": 1, "separator": 1, "tiny": 1}
+    res = run(main, ["--data-dir", str(data), "embed", "--model", "fingerprint", "--no-index"])
+    assert res.exit_code == 0, res.output
+    assert "not embedded, no image fetched: regions skipped by flag (aspect 1, separator 1, tiny 1)" in res.output

@@ -48,3 +48,7 @@ def test_flags() -> None:
     assert flags_for(CanvasBox(0, 0, 990, 1480), 1000, 1500) == ("page",)
     assert flags_for(CanvasBox(100, 100, 300, 200), 1000, 1500) == ()
     assert "tiny" in flags_for(CanvasBox(100, 100, 10, 12), 1000, 1500)
+    # 'tiny' is an absolute shorter side, not a share of the page: a 98x97 decorated initial on a large page
+    # was flagged (and so not fetched, and hidden) by the old area rule.
+    assert flags_for(CanvasBox(500, 500, 98, 97), 5000, 7000) == ()
+    assert flags_for(CanvasBox(500, 500, 30, 15), 5000, 7000) == ("tiny",)

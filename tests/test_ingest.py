@@ -21,7 +21,7 @@ from iiif_visual_search.catalogue import Catalogue
 from iiif_visual_search.cli import main
 from iiif_visual_search.config import load_settings
 from iiif_visual_search.ingest import ingest, read_layout_map
-from iiif_visual_search.local_sample import Book, Page, write_sample
+from iiif_visual_search.local_sample import Book, Page, shared_books, write_sample
 
 from datapaths import shared
 
@@ -505,3 +505,56 @@ def test_a_canvas_gone_from_its_manifest_is_no_page_of_it(tmp_path: Path) -> Non
         assert gone["position"] == -1
         # The page that is now first has position 0 (from the reader), and only it answers there.
         assert len(catalogue.query("SELECT 1 FROM canvas WHERE manifest_id=? AND position=0", (mid,))) == 1
+
+
+def test_a_manifest_without_layout_links_says_so_and_points_at_the_layout_map(tmp_path: Path) -> None:
+    books = [b for b in shared_books(shared()) if b.slug.startswith("incunabula-")][:1]
+    collection = write_sample(shared(), tmp_path / "s", books)
+    manifest = collection.parent / books[0].slug / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    for canvas in doc["items"]:
+        del canvas["seeAlso"]
+    manifest.write_text(json.dumps(doc))
+    res = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "data"), "ingest", "-q", str(manifest)])
+    assert res.exit_code == 0, res.output
+    assert f"note: {manifest} links no layout files (ALTO or PAGE-XML) on its" in res.output
+    assert "--layout-map" in res.output
+
+
+def test_layout_map_paths_are_files_whatever_the_manifest_url(tmp_path: Path) -> None:
+    # An absolute path was joined to an http manifest's URL (https://host/data/alto/1.xml).
+    from iiif_visual_search.loader import resolve
+
+    alto = shared("alto-variants", "nb-norway", "transkribus-alto-mm10.xml")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "x.xml").write_text("<alto/>")
+    layout_map = tmp_path / "map.csv"
+    layout_map.write_text(f"canvas,layout\n1,{alto}\n2,sub/x.xml\n3,https://example.org/alto/3.xml\n")
+    refs = {k: v.ref for k, v in read_layout_map(layout_map).items()}
+    assert refs == {"#1": alto.resolve().as_uri(), "#2": (tmp_path / "sub" / "x.xml").as_uri(),
+                    "#3": "https://example.org/alto/3.xml"}
+    assert resolve(refs["#1"], "https://example.org/iiif/manifest.json") == alto.resolve().as_uri()
+
+
+def test_quarantine_entries_go_once_the_document_ingests(tmp_path: Path) -> None:
+    book = [b for b in shared_books(shared()) if b.slug.startswith("incunabula-")][0]
+    sample = write_sample(shared(), tmp_path / "s", [book]).parent / book.slug / "manifest.json"
+    doc = json.loads(sample.read_text())
+    del doc["items"][0]["seeAlso"]  # its layout comes from the map below
+    manifest = tmp_path / "book.json"
+    manifest.write_text('{"broken')
+    data = tmp_path / "data"
+    run_ingest(data, manifest.as_uri())  # first as a file:// URL, broken
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<alto><Layout>")
+    layout_map = tmp_path / "map.csv"
+    layout_map.write_text(f"1,{broken}\n")
+    manifest.write_text(json.dumps(doc))
+    run_ingest(data, str(manifest), layout_map=layout_map)  # then as a path, fine; its layout broken
+    with Catalogue(data / "catalogue.sqlite") as catalogue:
+        assert [(q["kind"], q["ref"]) for q in catalogue.quarantined()] == [("layout", broken.as_uri())]
+    layout_map.write_text(f"1,{book.pages[0].layout}\n")
+    report = run_ingest(data, str(manifest), layout_map=layout_map)
+    assert report.layouts_read == 1 and not report.failures
+    with Catalogue(data / "catalogue.sqlite") as catalogue:
+        assert catalogue.quarantined() == []

@@ -14,9 +14,9 @@ from iiif_visual_search.web import viewer
 
 
 def _settings(html: str) -> dict:
-    match = re.search(r"const settings = (\{.*?\});\n", html)
-    assert match, "settings object missing from the page"
-    return json.loads(match.group(1).replace("<\\/", "</"))
+    match = re.search(r'<script id="ivs-viewer-settings" type="application/json">(.*?)</script>', html)
+    assert match, "settings block missing from the page"
+    return json.loads(match.group(1))
 
 
 def test_page_configures_plugin_and_lists_region_motivations(tmp_path: Path) -> None:
@@ -38,6 +38,14 @@ def test_page_configures_plugin_and_lists_region_motivations(tmp_path: Path) -> 
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
     assert script.text == "window.MiradorFindSimilar = {};"
+    # No inline script or style: the page runs under a CSP without 'unsafe-inline' for scripts.
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "unsafe-eval" not in policy
+    assert re.findall(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)", page.text) == []
+    assert "<style" not in page.text and " style=" not in page.text
+    boot = client.get("/viewer/boot.js")
+    assert boot.status_code == 200 and "ivs-viewer-settings" in boot.text
+    assert client.get("/viewer/viewer.css").headers["content-type"].startswith("text/css")
 
 
 def test_settings_cannot_close_the_script_element(tmp_path: Path) -> None:

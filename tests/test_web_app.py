@@ -525,7 +525,12 @@ def test_canvas_box_errors(env: Any) -> None:
     assert client.post("/similar", json={"canvas": "https://nowhere/c1", "xywh": "0,0,1,1"}).status_code == 404
     outside = client.post("/similar", json={"canvas": canvas["uri"], "xywh": "99999,99999,5,5"})
     assert outside.status_code == 422 and "outside" in outside.json()["error"]
-    assert client.post("/similar", json={"canvas": canvas["uri"], "xywh": "a,b"}).status_code == 422
+    assert client.post("/similar", json={"canvas": canvas["uri"], "xywh": "a,b"}).status_code == 400
+    # int(round(inf)) raised OverflowError: a 500
+    for xywh in ("inf,0,10,10", "0,0,nan,10", "1e400,0,10,10", "0,0,10,-inf"):
+        answer = client.post("/similar", json={"canvas": canvas["uri"], "xywh": xywh})
+        assert answer.status_code == 400 and "xywh" in answer.json()["error"], xywh
+        assert client.get("/similar", params={"canvas": canvas["uri"], "xywh": xywh}).status_code == 400
 
 
 # --- harvest, discovery, collection, service --------------------------------------------------------------
@@ -629,3 +634,60 @@ def test_health_openapi_errors_and_cors(env: Any) -> None:
     preflight = client.options("/similar", headers={"Origin": "https://a.example",
                                                     "Access-Control-Request-Method": "POST"})
     assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == "*"
+
+
+def test_page_image_and_upload_errors_are_json(env: Any) -> None:
+    # They answered text/plain, unlike every other error of the service.
+    client, _, _, _ = env
+    for path in ("/page-image/nothing.jpg", "/search/uploads/" + "0" * 32 + ".jpg", "/search/uploads/x.jpg"):
+        answer = get(client, path, 404)
+        assert answer["status"] == 404 and answer["error"], path
+
+
+def test_a_javascript_homepage_never_becomes_a_link(env: Any, tmp_path: Path) -> None:
+    # Stored XSS: a manifest homepage of javascript:alert(document.domain) was a clickable link on /region/{id}
+    # and on the result cards. The catalogue of an older version may still hold one: the pages check too.
+    client, catalogue, manifests, _ = env
+    mid = manifests[3]
+    region = catalogue.regions(mid)[0]["id"]
+    old = catalogue.query_one("SELECT homepage FROM manifest WHERE id=?", (mid,))["homepage"]
+    catalogue.conn.execute("UPDATE manifest SET homepage=? WHERE id=?", ("javascript:alert(document.domain)", mid))
+    try:
+        settings = client.app.state.ivs.settings
+        with TestClient(create_app(settings, client.app.state.ivs.options, similar_backend=FakeSimilar())) as fresh:
+            for path in (f"/region/{region}", f"/?similar={region}", "/?q=a"):
+                page = fresh.get(path)
+                assert "javascript:" not in page.text, path
+                policy = page.headers["content-security-policy"]
+                assert "script-src 'self';" in policy and "unsafe-inline" not in policy, path
+                assert page.headers["x-content-type-options"] == "nosniff" and page.headers["referrer-policy"]
+    finally:
+        catalogue.conn.execute("UPDATE manifest SET homepage=? WHERE id=?", (old, mid))
+    from iiif_visual_search.sources.manifest import parse_bytes
+
+    doc = {"@context": "http://iiif.io/api/presentation/3/context.json", "id": "https://x.example/m",
+           "type": "Manifest", "label": {"en": ["m"]}, "items": [],
+           "homepage": [{"id": "javascript:alert(1)", "type": "Text"}, {"id": "https://x.example/", "type": "Text"}]}
+    assert parse_bytes(json.dumps(doc).encode(), url="https://x.example/m").homepage == "https://x.example/"
+
+
+def test_similar_answers_carry_the_raw_parts_of_a_rank_consistent_score(env: Any, p3: Any) -> None:
+    # Fingerprint hits are ranked by verified inliers: the answer showed the cosine (0.53, 0.70, 0.68 …).
+    from iiif_visual_search.similar import Hit, rank_verified
+
+    client, catalogue, manifests, fake = env
+    ids = [r["id"] for r in catalogue.regions(manifests[3]) if not is_noise(r["flags"])][:4]
+    ranked = rank_verified(list(zip(ids, [0.53, 0.70, 0.68, 0.9], [20, 8, 0, 2])), min_inliers=6)
+    hits = [Hit(region=rid, manifest="m", canvas="c", x=0, y=0, w=1, h=1, score=s, inliers=n, cosine=c)
+            for rid, s, c, n in ranked]
+    original = fake.__class__.__call__
+    try:
+        fake.__class__.__call__ = lambda self, cat, settings, **kw: hits  # type: ignore[method-assign]
+        doc = get(client, "/similar?text=woodcut&model=fingerprint&k=4")
+    finally:
+        fake.__class__.__call__ = original  # type: ignore[method-assign]
+    p3(doc)
+    scores = [item["score"] for item in doc["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert [(item["cosine"], item.get("inliers")) for item in doc["items"]] == \
+        [(0.53, 20), (0.7, 8), (0.9, None), (0.68, None)]

@@ -166,6 +166,26 @@ def region_id_for(manifest_id: str, canvas_uri: str, block_id: str, x: int, y: i
     return short_id(manifest_id, canvas_uri, block_id, f"{x},{y},{w},{h}", prefix="r", length=16)
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """The catalogue opened for reading only (``mode=ro``); never created, never written.
+
+    A WAL database needs its ``-shm`` file: in a read-only folder without one, SQLite cannot open it read-only
+    and the catalogue is opened ``immutable`` instead, which is right for a published copy that no process
+    writes (a catalogue is published with every writer closed, so its WAL is checkpointed into the file).
+    """
+    if not path.is_file():
+        raise sqlite3.OperationalError(f"no catalogue at {path}")
+    uri = path.resolve().as_uri()
+    for mode in ("mode=ro", "immutable=1"):
+        conn = sqlite3.connect(f"{uri}?{mode}", uri=True, check_same_thread=False, isolation_level=None, timeout=30)
+        try:
+            conn.execute("SELECT COUNT(*) FROM meta").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+    raise sqlite3.OperationalError(f"cannot open {path} for reading")
+
+
 @dataclass
 class RegionRow:
     """A region as the pipeline and the service see it: canvas coordinates, never layout units."""
@@ -192,10 +212,16 @@ class RegionRow:
 class Catalogue:
     """A connection to the catalogue file. Safe to share between threads: writes are serialised."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         self._lock = threading.RLock()
+        if read_only:  # a published catalogue on a read-only disk, served by replicas
+            self.conn = _connect_read_only(self.path)
+            self.conn.row_factory = sqlite3.Row
+            self._check_version()
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
@@ -209,14 +235,17 @@ class Catalogue:
         if "image_sha256" not in columns:  # catalogues written before vectors recorded their image
             self.conn.execute("ALTER TABLE embedding ADD COLUMN image_sha256 TEXT NOT NULL DEFAULT ''")
         self._migrate_region_seq()
-        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
+        if self._check_version() is None:
             self.conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) > SCHEMA_VERSION:
+
+    def _check_version(self) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise RuntimeError(
                 f"{self.path} was written by a newer iiif-visual-search (schema {row[0]}, this one knows "
                 f"{SCHEMA_VERSION}); upgrade the package or use another --data-dir"
             )
+        return None if row is None else str(row[0])
 
     def _migrate_region_seq(self) -> None:
         """``region.seq``: creation order, the harvest's page key (keyset pages stay put when rows are deleted).
@@ -290,6 +319,12 @@ class Catalogue:
     def clear_quarantine(self, kind: str, ref: str) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM quarantine WHERE kind=? AND ref=?", (kind, ref))
+
+    def clear_layout_quarantine(self, manifest_id: str, keep: list[str]) -> None:
+        """Drop a manifest's layout quarantine entries, except those of ``keep`` (the ones failing now)."""
+        with self.transaction() as conn:
+            conn.execute(f"DELETE FROM quarantine WHERE kind='layout' AND manifest_id=? "
+                         f"AND ref NOT IN ({','.join('?' * len(keep))})", (manifest_id, *keep))
 
     # --- manifests and canvases ----------------------------------------------------------------
 

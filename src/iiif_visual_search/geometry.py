@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .records import LayoutPage, LayoutRegion
@@ -11,8 +12,9 @@ _UNIT_INCHES = {"mm10": 1 / 254.0, "inch1200": 1 / 1200.0}
 
 # The paper drops regions whose longer side is 50 times the shorter: rules and separators.
 ASPECT_RATIO_LIMIT = 50.0
-TINY_SIDE = 16  # canvas pixels
-TINY_AREA_FRACTION = 0.0005
+# "tiny": a shorter side under this many canvas pixels, whatever the page size: too small for any model to
+# read (a picture 98x97 on a large page is a decorated initial, and is not tiny).
+TINY_SIDE = 16
 PAGE_SIZED_FRACTION = 0.85
 SEPARATOR_RATIO = 12.0
 SEPARATOR_THIN_FRACTION = 0.01
@@ -38,7 +40,7 @@ def page_scale(page: LayoutPage, canvas_w: int, canvas_h: int, dpi: float | None
     size is missing do we fall back to the unit and a DPI, assuming the canvas is the scan at that DPI.
     """
     if page.width > 0 and page.height > 0:
-        return canvas_w / page.width, canvas_h / page.height
+        return _finite_scale(canvas_w / page.width, canvas_h / page.height)
     if page.unit == "pixel":
         return 1.0, 1.0
     if not dpi:
@@ -47,7 +49,14 @@ def page_scale(page: LayoutPage, canvas_w: int, canvas_h: int, dpi: float | None
             "(the manifest has no physical-dimensions service); pass --dpi"
         )
     factor = _UNIT_INCHES[page.unit] * dpi
-    return factor, factor
+    return _finite_scale(factor, factor)
+
+
+def _finite_scale(sx: float, sy: float) -> tuple[float, float]:
+    # A page of 1e-300 units, or a DPI of 1e308, maps every box to infinity.
+    if not (math.isfinite(sx) and math.isfinite(sy)) or sx <= 0 or sy <= 0 or max(sx, sy) > 1e6:
+        raise GeometryError(f"the layout's page size gives an absurd scale onto the canvas ({sx:g} x {sy:g})")
+    return sx, sy
 
 
 def to_canvas(region: LayoutRegion, sx: float, sy: float, canvas_w: int, canvas_h: int) -> CanvasBox | None:
@@ -56,6 +65,8 @@ def to_canvas(region: LayoutRegion, sx: float, sy: float, canvas_w: int, canvas_
     Position and size are each rounded (not the two corners): a box of the same size in the layout keeps
     one size on the canvas wherever it sits, which is what a crop-size comparison expects.
     """
+    if not all(math.isfinite(v) for v in (region.x, region.y, region.w, region.h)):
+        raise GeometryError(f"block {region.block_id!r} has a coordinate that is not a finite number")
     x0 = max(0.0, region.x * sx)
     y0 = max(0.0, region.y * sy)
     x1 = min(float(canvas_w), (region.x + region.w) * sx)
@@ -75,8 +86,7 @@ def flags_for(box: CanvasBox, canvas_w: int, canvas_h: int) -> tuple[str, ...]:
     ratio = long_side / short_side
     if ratio >= ASPECT_RATIO_LIMIT:
         flags.append("aspect")
-    page_area = max(1, canvas_w * canvas_h)
-    if min(box.w, box.h) < TINY_SIDE or box.w * box.h < TINY_AREA_FRACTION * page_area:
+    if min(box.w, box.h) < TINY_SIDE:
         flags.append("tiny")
     if box.w >= PAGE_SIZED_FRACTION * canvas_w and box.h >= PAGE_SIZED_FRACTION * canvas_h:
         flags.append("page")

@@ -10,18 +10,33 @@ from __future__ import annotations
 import asyncio
 import csv
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from .catalogue import Catalogue, RegionRow, canvas_id_for, manifest_id_for, region_id_for
 from .config import Settings
+from .files import is_disk_full
 from .geometry import GeometryError, flags_for, page_scale, to_canvas
-from .loader import DocumentLoader, LoadError, local_path, resolve
+from .loader import DocumentLoader, LoadError, LocalAccess, is_remote, local_path, resolve
 from .records import CollectionRecord, LayoutError, ManifestError, ManifestRecord
 from .sources.layout import read_layout
 from .sources.manifest import parse_bytes
+
+
+log = logging.getLogger(__name__)
+
+# Failures that belong to one document and say why in their own words; anything else is reported with its type.
+_DOCUMENT_ERRORS = (LoadError, ManifestError, LayoutError, GeometryError)
+_MAX_REASON = 500
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) if isinstance(exc, _DOCUMENT_ERRORS) else f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= _MAX_REASON else text[:_MAX_REASON] + "…"
 
 
 @dataclass
@@ -42,6 +57,7 @@ class IngestReport:
     regions_deleted: int = 0
     manifests_deleted: int = 0
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, ref, reason)
+    without_layout: list[tuple[str, int]] = field(default_factory=list)  # (manifest ref, canvases): no layout links
 
     @property
     def ingested_anything(self) -> bool:
@@ -72,7 +88,11 @@ def read_layout_map(path: Path) -> dict[str, LayoutOverride]:
                 raise ValueError(f"{path}:{line_no}: canvas positions start at 1, got {canvas!r}")
             fmt = cells[2].lower() if len(cells) > 2 else ""
             key = f"#{int(canvas)}" if canvas.isdigit() else canvas
-            overrides[key] = LayoutOverride(resolve(layout, str(path.resolve())), fmt)
+            ref = resolve(layout, str(path.resolve()))
+            # A path (absolute, or relative to the CSV) as a file: URL: a bare path would be read relative to
+            # the manifest's URL, as a link inside the manifest is.
+            local = local_path(ref)
+            overrides[key] = LayoutOverride(local.resolve().as_uri() if local is not None else ref, fmt)
     return overrides
 
 
@@ -80,12 +100,15 @@ class Ingester:
     def __init__(self, catalogue: Catalogue, settings: Settings, loader: DocumentLoader, *,
                  layout_map: dict[str, LayoutOverride] | None = None, dpi: float | None = None,
                  new_only: bool = False, progress: Callable[[str], None] | None = None,
-                 bar: Any = None) -> None:
+                 bar: Any = None, local_access: LocalAccess | None = None) -> None:
         self.bar = bar  # a tqdm bar counting canvases with a layout; its total grows as manifests arrive
         self.catalogue = catalogue
         self.settings = settings
         self.loader = loader
         self.layout_map = layout_map or {}
+        self.local_access = local_access or LocalAccess()
+        # The operator named these in the layout map: trusted like the command line's own sources.
+        self._operator_refs = {o.ref for o in self.layout_map.values()}
         self.dpi = dpi
         self.new_only = new_only
         self.report = IngestReport()
@@ -94,6 +117,7 @@ class Ingester:
         self._layout_semaphore = asyncio.Semaphore(max(1, settings.concurrency))
 
     def _fail(self, kind: str, ref: str, reason: str, manifest_id: str = "") -> None:
+        reason = reason if len(reason) <= _MAX_REASON else reason[:_MAX_REASON] + "…"
         self.catalogue.quarantine(kind, ref, reason, manifest_id)
         self.report.failures.append((kind, ref, reason))
         self._progress(f"quarantined {kind} {ref}: {reason}")
@@ -105,23 +129,34 @@ class Ingester:
     @staticmethod
     def _normalise(source: str) -> str:
         path = Path(source)
-        if "://" not in source and path.exists():
-            return str(path.resolve())
+        try:
+            if "://" not in source and path.exists():
+                return str(path.resolve())
+        except (OSError, ValueError):  # an embedded NUL byte, a name too long: _source quarantines it
+            pass
         return source
 
-    async def _source(self, ref: str) -> None:
+    async def _source(self, ref: str, named_by: str | None = None) -> None:
+        """One manifest or collection, ``named_by`` a collection (None: the command line). Whatever goes wrong
+        inside it is quarantined and the run goes on; only a full disk stops the run."""
+        try:
+            await self._source_unguarded(ref, named_by)
+        except Exception as exc:
+            if is_disk_full(exc):
+                raise
+            log.debug("manifest %s failed", ref, exc_info=True)
+            self._fail("manifest", ref, _reason(exc))
+
+    async def _source_unguarded(self, ref: str, named_by: str | None) -> None:
+        self.local_access.check(ref, named_by)
         # A local document named once as a path and once as a file:// URL is one document: read it once.
-        path = local_path(ref)
+        path = local_path(ref) if not is_remote(ref) else None
         key = str(path.resolve()) if path is not None else ref
         if key in self._seen_docs:
             return
         self._seen_docs.add(key)
-        try:
-            data = await self.loader.load(ref)
-            document = await asyncio.to_thread(parse_bytes, data, url=ref)
-        except (LoadError, ManifestError) as exc:
-            self._fail("manifest", ref, str(exc))
-            return
+        data = await self.loader.load(ref)
+        document = await asyncio.to_thread(parse_bytes, data, url=ref)
         if isinstance(document, CollectionRecord):
             await self._collection(document, ref)
         else:
@@ -135,7 +170,7 @@ class Ingester:
         gone = self.catalogue.upsert_collection(record.id or ref, ref, record.label, members)
         for url in gone:
             self._drop_manifest_if_orphaned(url)
-        await asyncio.gather(*(self._source(url) for url, _ in members))
+        await asyncio.gather(*(self._source(url, named_by=ref) for url, _ in members))
 
     def _drop_manifest_if_orphaned(self, url: str) -> None:
         still_member = self.catalogue.query_one(
@@ -150,26 +185,63 @@ class Ingester:
     async def _manifest(self, record: ManifestRecord, data: bytes) -> None:
         if not record.id:
             record.id = record.url
+        for canvas in record.canvases:
+            # A relative image reference ("scan.png" beside a local manifest) means the manifest's folder.
+            if canvas.image_url:
+                canvas.image_url = resolve(canvas.image_url, record.url)
         self.report.manifests_seen += 1
         content_hash = hashlib.sha256(data).hexdigest()
+        self._drop_local_images(record)
         live = "SELECT COUNT(*) FROM region WHERE manifest_id=? AND deleted=0"
         before = self.catalogue.query_one(live, (manifest_id_for(record.id),))[0]
         mid, changed = self.catalogue.upsert_manifest(record, content_hash)
-        self.catalogue.clear_quarantine("manifest", record.url)
+        for spelling in _spellings(record.url):  # failed once as a file:// URL, read now as a path: one document
+            self.catalogue.clear_quarantine("manifest", spelling)
         if changed:
             self.report.manifests_changed += 1
             # Canvases the manifest no longer has took their regions with them.
             self.report.regions_deleted += before - self.catalogue.query_one(live, (mid,))[0]
         self._apply_layout_map(mid, record)
         canvases = [row for row in self.catalogue.canvases(mid) if row["layout_url"]]
+        if not canvases and record.canvases:
+            self.report.without_layout.append((record.url, len(record.canvases)))
         if self.bar is not None:
             self.bar.total = (self.bar.total or 0) + len(canvases)
             self.bar.refresh()
+        failed_before = len(self.report.failures)
         await asyncio.gather(*(self._canvas_counted(mid, record, row) for row in canvases))
+        # Layout files of this manifest that failed before and were not failing now: read fine, or no longer
+        # linked (the manifest or the layout map changed). Their quarantine entries are history.
+        still = [ref for kind, ref, _ in self.report.failures[failed_before:] if kind == "layout"]
+        if not self.new_only:
+            self.catalogue.clear_layout_quarantine(mid, keep=still)
+
+    def _drop_local_images(self, record: ManifestRecord) -> None:
+        """A manifest read over http(s) that names local or non-http images keeps its canvases, not those
+        images: ``ivs fetch`` and the service would read them from this machine's disk."""
+        if not is_remote(record.url):
+            return
+        for canvas in record.canvases:
+            for ref in (canvas.image_url, canvas.image_service.id if canvas.image_service else ""):
+                if ref and not is_remote(ref):
+                    self._fail("image", ref, "refused: a document read over http(s) may only name http(s) "
+                                             f"resources, not {urlparse(ref).scheme or 'a local path'}")
+            if canvas.image_url and not is_remote(canvas.image_url):
+                canvas.image_url = ""
+            if canvas.image_service is not None and not is_remote(canvas.image_service.id):
+                canvas.image_service = None
 
     async def _canvas_counted(self, mid: str, record: ManifestRecord, row: Any) -> None:
         try:
             await self._canvas(mid, record, row)
+        except Exception as exc:
+            # One canvas's layout failing in an unforeseen way must not take the manifest's other canvases.
+            if is_disk_full(exc):
+                raise
+            log.debug("canvas %s failed", row["uri"], exc_info=True)
+            ref = resolve(row["layout_url"], record.url) if row["layout_url"] else row["uri"]
+            self._fail("layout", ref, _reason(exc), mid)
+            self.catalogue.set_layout_status(row["id"], "quarantined")
         finally:
             if self.bar is not None:
                 self.bar.update(1)
@@ -192,6 +264,8 @@ class Ingester:
         ref = resolve(layout_url, record.url)
         async with self._layout_semaphore:
             try:
+                if ref not in self._operator_refs:
+                    self.local_access.check(ref, record.url)
                 data = await self.loader.load(ref)
             except LoadError as exc:
                 self._fail("layout", ref, str(exc), mid)
@@ -241,14 +315,25 @@ class Ingester:
         return list(regions.values())
 
 
+def _spellings(ref: str) -> set[str]:
+    """A document's ref with its other local spellings (a path and its file:// URL)."""
+    path = local_path(ref)
+    if path is None or is_remote(ref):
+        return {ref}
+    absolute = path.resolve()
+    return {ref, str(path), str(absolute), absolute.as_uri()}
+
+
 async def ingest(sources: list[str], catalogue: Catalogue, settings: Settings, *,
                  layout_map: dict[str, LayoutOverride] | None = None, dpi: float | None = None,
                  new_only: bool = False, progress: Callable[[str], None] | None = None,
-                 bar: Any = None) -> IngestReport:
+                 bar: Any = None, allow_local: tuple[Path, ...] = ()) -> IngestReport:
+    """Ingest ``sources``. Local files named by documents read over http(s) are refused unless they lie under
+    one of the ``allow_local`` folders."""
     async with DocumentLoader(user_agent=settings.user_agent, max_bytes=settings.max_document_bytes,
                               timeout_s=settings.timeout_s, concurrency=settings.concurrency) as loader:
         ingester = Ingester(catalogue, settings, loader, layout_map=layout_map, dpi=dpi, new_only=new_only,
-                            progress=progress, bar=bar)
+                            progress=progress, bar=bar, local_access=LocalAccess(allow_local))
         return await ingester.run(sources)
 
 

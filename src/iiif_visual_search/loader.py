@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
 import httpx
+
+from .files import FileRefused, read_regular_file
 
 
 class LoadError(Exception):
@@ -25,6 +28,35 @@ def local_path(ref: str) -> Path | None:
     if parsed.scheme in ("", ) or (len(parsed.scheme) == 1 and ref[1:3] in (":\\", ":/")):
         return Path(ref)
     return None
+
+
+class LocalAccess:
+    """Which documents may name local files: the operator's own, never one read over the network.
+
+    A local document given on the command line (and what it names, recursively) is the operator's; an http(s)
+    document may only name http(s) resources, except files under an ``--allow-local`` folder. The refusal is
+    decided from the reference alone, before the file system is asked anything, so its reason cannot tell
+    whether a file exists.
+    """
+
+    def __init__(self, allowed_dirs: tuple[Path, ...] = ()) -> None:
+        self.allowed_dirs = tuple(Path(d).resolve() for d in allowed_dirs)
+
+    def check(self, ref: str, named_by: str | None) -> None:
+        """Raise LoadError unless ``ref``, named by the document ``named_by`` (None: the operator), may be read."""
+        if is_remote(ref) or named_by is None or not is_remote(named_by):
+            return
+        path = local_path(ref)
+        if path is not None and self._allowed(path):
+            return
+        scheme = urlparse(ref).scheme or "a local path"
+        raise LoadError(f"refused: a document read over http(s) may only name http(s) resources, not {scheme}")
+
+    def _allowed(self, path: Path) -> bool:
+        if not self.allowed_dirs or "\0" in str(path):
+            return False
+        resolved = Path(os.path.realpath(path))  # symlinks followed: a link must not lead out of the folder
+        return any(resolved.is_relative_to(d) for d in self.allowed_dirs)
 
 
 def resolve(ref: str, base: str) -> str:
@@ -73,16 +105,13 @@ class DocumentLoader:
 
     def _load_file(self, path: Path) -> bytes:
         try:
-            size = path.stat().st_size
+            return read_regular_file(path, self.max_bytes)
         except FileNotFoundError:
             raise LoadError(f"file not found: {path}") from None
+        except FileRefused as exc:
+            raise LoadError(str(exc)) from None
         except OSError as exc:
             raise LoadError(f"cannot read {path}: {exc.strerror or exc}") from None
-        if path.is_dir():
-            raise LoadError(f"{path} is a folder, not a document")
-        if size > self.max_bytes:
-            raise LoadError(f"{path} is {size} bytes, over the limit of {self.max_bytes}")
-        return path.read_bytes()
 
     async def _load_http(self, url: str) -> bytes:
         attempt = 0

@@ -21,7 +21,7 @@ class Hit:
     y: int
     w: int
     h: int
-    score: float           # cosine similarity (inner product of L2-normalised vectors)
+    score: float           # rank-consistent: never rises down the list (the cosine, unless re-ranked)
     manifest_id: str = ""
     canvas_id: str = ""
     manifest_label: str = ""
@@ -29,6 +29,7 @@ class Hit:
     label: str = ""        # class label (manual first, else model), '' when unclassified
     image_path: str = ""
     inliers: int = 0       # fingerprint image/region queries: geometrically verified keypoint matches
+    cosine: float | None = None  # the raw cosine similarity (inner product of L2-normalised vectors)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,9 +97,9 @@ def _local_query(store: VectorStore, region_id: str | None, image: Image.Image |
 
 
 def _rerank(store: VectorStore, local_q, q: np.ndarray,  # noqa: ANN001 - LocalFeatures
-            raw: list[tuple[str, float]]) -> tuple[list[tuple[str, float]], dict[str, int]]:
+            raw: list[tuple[str, float]]) -> tuple[list[tuple[str, float, float, int]], dict[str, int]]:
     """``raw`` (the vector search, best first) with its shortlist (its head and the regions the keypoint
-    index votes for) verified and put first in verification order; the rest after, in cosine order.
+    index votes for) verified, ranked by ``rank_verified``: verified first, the rest in cosine order.
     Returns the hits and the inliers of the verified ones."""
     from .embed import local_features as lf
     from .embed.fingerprint import (
@@ -122,12 +123,30 @@ def _rerank(store: VectorStore, local_q, q: np.ndarray,  # noqa: ANN001 - LocalF
     cos = np.concatenate([np.array([sc for _, sc in head], dtype=np.float64),
                           (store.file.read(extra) @ q.reshape(-1)).astype(np.float64)])
     records = lf.LocalFeatureStore(store.dir).read(head_rows + extra)
-    scores, inl = verify(local_q, records, cos)
-    order = np.argsort(-scores, kind="stable")
-    verified = {cand_ids[i]: int(inl[i]) for i in order if inl[i] >= lf.MIN_INLIERS}
+    _, inl = verify(local_q, records, cos)
     taken = set(cand_ids)
-    return [(cand_ids[i], float(cos[i])) for i in order] + [h for h in raw[RERANK_CANDIDATES:]
-                                                            if h[0] not in taken], verified
+    candidates = [(cand_ids[i], float(cos[i]), int(inl[i])) for i in range(len(cand_ids))]
+    candidates += [(rid, float(c), 0) for rid, c in raw[RERANK_CANDIDATES:] if rid not in taken]
+    ranked = rank_verified(candidates, lf.MIN_INLIERS)
+    return ranked, {rid: n for rid, _, _, n in ranked if n}
+
+
+def rank_verified(candidates: list[tuple[str, float, int]], min_inliers: int) -> list[tuple[str, float, float, int]]:
+    """(region, cosine, inliers) → (region, score, cosine, inliers), best first, with a score that never rises
+    down the list.
+
+    Hits verified by at least ``min_inliers`` keypoint inliers come first, by inliers + cosine; the rest follow
+    by cosine and score their cosine. A verified hit scores above every unverified one:
+    ``c + (1 - c) · x / (x + min_inliers)`` with ``c`` the best unverified cosine and ``x`` = inliers + cosine.
+    """
+    verified = sorted((h for h in candidates if h[2] >= min_inliers), key=lambda h: -(h[2] + h[1]))
+    rest = sorted((h for h in candidates if h[2] < min_inliers), key=lambda h: -h[1])
+    floor = min(1.0, max(0.0, rest[0][1])) if rest else 0.0
+    out = []
+    for rid, cos, n in verified:
+        x = max(0.0, n + cos)
+        out.append((rid, floor + (1.0 - floor) * x / (x + min_inliers), cos, n))
+    return out + [(rid, cos, cos, 0) for rid, cos, _ in rest]
 
 
 def find_similar(catalogue, settings, *, model: str = DEFAULT_MODEL,  # noqa: ANN001 - Catalogue, Settings
@@ -144,7 +163,8 @@ def find_similar(catalogue, settings, *, model: str = DEFAULT_MODEL,  # noqa: AN
     ``fingerprint`` image and region queries are re-ranked: the top ``RERANK_CANDIDATES`` of the vector
     search and the ``VOTED_CANDIDATES`` regions the keypoint index votes for (``index/keypoints.py``) are
     verified by local keypoints (RANSAC affine inliers, ``Hit.inliers``); verified hits come first, by
-    inliers, then the rest by cosine. ``score`` stays the cosine. Vector queries are not re-ranked.
+    inliers, then the rest by cosine. ``score`` is rank-consistent (see ``rank_verified``); ``Hit.cosine`` keeps
+    the raw cosine. Vector queries are not re-ranked.
     """
     # Cached per process, reloaded when the index files change: no FAISS read per query.
     store = search_store(settings.data_dir, model, catalogue)
@@ -159,10 +179,12 @@ def find_similar(catalogue, settings, *, model: str = DEFAULT_MODEL,  # noqa: AN
         from .embed.fingerprint import RERANK_CANDIDATES
         fetch = max(fetch, RERANK_CANDIDATES)
     while True:
-        raw = store.search(q, min(fetch, max(total, 1)))[0]
+        searched = store.search(q, min(fetch, max(total, 1)))[0]
         if local_q is not None:
-            raw, verified = _rerank(store, local_q, q, raw)
-        ids = [rid for rid, _ in raw if rid not in skip]
+            ranked, verified = _rerank(store, local_q, q, searched)
+        else:
+            ranked = [(rid, float(s), float(s), 0) for rid, s in searched]
+        ids = [rid for rid, _, _, _ in ranked if rid not in skip]
         info = {r["id"]: r for r in catalogue.query(
             "SELECT r.id, r.x, r.y, r.w, r.h, r.manifest_id, r.canvas_id, c.uri AS canvas_uri, "
             "c.position AS canvas_position, m.uri AS manifest_uri, m.label AS manifest_label, "
@@ -171,7 +193,7 @@ def find_similar(catalogue, settings, *, model: str = DEFAULT_MODEL,  # noqa: AN
             f"WHERE r.deleted = 0 AND r.id IN ({','.join('?' * len(ids))})", ids)} if ids else {}
         labels = _labels(catalogue, list(info))
         hits: list[Hit] = []
-        for rid, score in raw:
+        for rid, score, cosine, _ in ranked:
             r = info.get(rid)
             if r is None or rid in skip:
                 continue
@@ -184,7 +206,7 @@ def find_similar(catalogue, settings, *, model: str = DEFAULT_MODEL,  # noqa: AN
                             w=r["w"], h=r["h"], score=float(score), manifest_id=r["manifest_id"],
                             canvas_id=r["canvas_id"], manifest_label=r["manifest_label"] or "",
                             canvas_position=int(r["canvas_position"]), label=label,
-                            image_path=r["image_path"] or "", inliers=verified.get(rid, 0)))
+                            image_path=r["image_path"] or "", inliers=verified.get(rid, 0), cosine=cosine))
         if len(hits) >= k or fetch >= total:
             return hits[:k]
         fetch = min(total, fetch * 4)

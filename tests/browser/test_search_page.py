@@ -15,6 +15,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -91,13 +92,28 @@ def browser(sample: SampleCatalogue) -> Iterator[object]:
         chromium.close()
 
 
+CSP_WATCH = """document.addEventListener('securitypolicyviolation', (e) => {
+  (window.__cspViolations = window.__cspViolations || []).push(e.violatedDirective + ' ' + e.blockedURI);
+});"""
+
+
+def csp_violations(pg) -> list[str]:  # noqa: ANN001
+    return pg.evaluate("window.__cspViolations || []")
+
+
 @pytest.fixture
 def page(browser, server: str) -> Iterator[object]:  # noqa: ANN001
     context = browser.new_context(base_url=server, viewport={"width": 1280, "height": 900}, locale="en-GB")
+    # Every page of every test runs under the service's Content-Security-Policy and must not break it.
+    context.add_init_script(CSP_WATCH)
+    refused: list[str] = []
     pg = context.new_page()
+    pg.on("console", lambda msg: refused.append(msg.text) if "Content Security Policy" in msg.text else None)
     pg.set_default_timeout(TIMEOUT_MS)
     yield pg
+    seen = refused + (csp_violations(pg) if not pg.is_closed() else [])
     context.close()
+    assert not seen, f"Content-Security-Policy violations: {seen}"
 
 
 def shot(pg, name: str) -> None:  # noqa: ANN001
@@ -113,7 +129,8 @@ def result_ids(pg) -> list[str]:  # noqa: ANN001
 def axe_check(pg, name: str) -> None:  # noqa: ANN001
     if not AXE.exists():
         pytest.skip(f"needs axe-core at {AXE} (cd tests/browser && npm ci; scripts/test.sh does it)")
-    pg.add_script_tag(path=str(AXE))
+    # Evaluated through the DevTools protocol: a <script> tag would be (rightly) refused by the page's CSP.
+    pg.evaluate(AXE.read_text() + "\n;true")
     result = pg.evaluate("""async () => {
         const r = await axe.run(document, {resultTypes: ['violations']});
         return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
@@ -199,7 +216,7 @@ def test_model_switch(page, sample: SampleCatalogue) -> None:  # noqa: ANN001
     before = result_ids(page)
     page.select_option("#model", "fingerprint")
     page.wait_for_url(re.compile(r"model=fingerprint"))
-    page.wait_for_function("document.querySelector('#results .model-used').textContent.includes('fingerprint')")
+    page.wait_for_function("() => document.querySelector('#results .model-used').textContent.includes('fingerprint')")
     after = result_ids(page)
     assert after and after != before
     shot(page, "model-fingerprint")
@@ -221,7 +238,7 @@ def test_class_filter(page, sample: SampleCatalogue) -> None:  # noqa: ANN001
     assert not page.is_checked("input[name=class][value='Blank page']")
     page.uncheck("input[name=class][value='Map']")
     page.wait_for_url(re.compile(r"cf=1"))
-    page.wait_for_function(f"!document.querySelector(\"article[aria-labelledby='card-{map_region}']\")")
+    page.wait_for_function(f"() => !document.querySelector(\"article[aria-labelledby='card-{map_region}']\")")
     page.check("input[name=class][value='Blank page']")
     page.wait_for_selector(f"article[aria-labelledby='card-{blank}']")
     assert map_region not in result_ids(page)
@@ -233,7 +250,7 @@ def test_region_detail_page(page, sample: SampleCatalogue) -> None:  # noqa: ANN
     page.goto(f"/region/{sample.woodcut_region}?lang=nb")
     box = page.locator(".region-box").bounding_box()
     img = page.locator(".page-box img").bounding_box()
-    page.wait_for_function("document.querySelector('.page-box img').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('.page-box img').naturalWidth > 0")
     x, y, w, h = sample.woodcut_box
     with Image.open(sample.woodcut_scan) as scan:
         width = scan.width
@@ -261,3 +278,69 @@ def test_search_page_without_javascript(browser, server: str) -> None:  # noqa: 
         shot(pg, "no-javascript")
     finally:
         context.close()
+
+
+def test_pages_send_a_strict_policy_and_still_work_under_it(page, sample: SampleCatalogue) -> None:  # noqa: ANN001
+    # Stored XSS: a manifest homepage of javascript:... became a clickable link. Now such a link is never
+    # rendered, and the policy would not run it anyway: no inline script, no eval, no inline style.
+    answer = page.goto("/?q=martin")
+    policy = answer.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "style-src 'self';" in policy and "unsafe" not in policy
+    assert answer.headers["x-content-type-options"] == "nosniff" and answer.headers["referrer-policy"]
+    page.wait_for_selector("#results ol.grid article.card")
+    page.evaluate("window.__notReloaded = true")
+    page.locator("#results a.similar").first.click()  # an HTMX swap, under the policy
+    page.wait_for_function("() => new URLSearchParams(location.search).has('similar')")
+    page.wait_for_selector("#results ol.grid article.card")
+    assert page.evaluate("window.__notReloaded === true")
+    region = page.goto(f"/region/{sample.woodcut_region}")
+    assert "content-security-policy" in region.headers
+    page.wait_for_function("() => document.querySelector('.page-box img').naturalWidth > 0")
+    assert page.locator(".region-box").bounding_box()["width"] > 10
+
+
+def test_the_policy_is_enforced(browser, server: str) -> None:  # noqa: ANN001
+    context = browser.new_context(base_url=server)
+    try:
+        context.add_init_script(CSP_WATCH)
+        pg = context.new_page()
+        pg.goto("/")
+        pg.evaluate("""() => { const s = document.createElement('script'); s.textContent = 'window.__ran = 1';
+                               document.body.appendChild(s); }""")
+        pg.wait_for_function("() => (window.__cspViolations || []).length > 0")
+        assert pg.evaluate("window.__ran") is None
+    finally:
+        context.close()
+
+
+def test_viewer_runs_under_its_policy(page, server: str) -> None:  # noqa: ANN001
+    from iiif_visual_search.web.viewer import find_bundle
+
+    if find_bundle() is None:
+        pytest.skip("the viewer bundle is not built (cd viewer-plugin && npm ci && npm run build)")
+    answer = page.goto("/viewer")
+    policy = answer.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "unsafe-eval" not in policy
+    page.wait_for_selector(".mirador-viewer", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => window.miradorInstance && window.miradorInstance.store.getState()"
+                           ".workspace.windowIds.length > 0")
+    page.wait_for_selector(".openseadragon-canvas canvas", timeout=TIMEOUT_MS)
+
+
+def test_long_labels_stay_inside_their_cards(page, sample: SampleCatalogue) -> None:  # noqa: ANN001
+    # A title with no break opportunity ran out of its card over the next one.
+    with sqlite3.connect(sample.data_dir / "catalogue.sqlite") as db:
+        mid = db.execute("SELECT manifest_id FROM region WHERE id=?", (sample.woodcut_region,)).fetchone()[0]
+        db.execute("UPDATE manifest SET label=? WHERE id=?", ("Gesamtverzeichnis" * 12, mid))
+        db.execute("INSERT INTO change(kind, object_type, object_id, at) VALUES ('update', 'manifest', ?, 0)",
+                   (mid,))
+    page.goto(f"/?similar={sample.woodcut_region}")
+    page.wait_for_selector("#results ol.grid article.card")
+    assert "Gesamtverzeichnis" * 12 in page.content()
+    overflowing = page.eval_on_selector_all("article.card", """els => els.filter(card => {
+        const box = card.getBoundingClientRect();
+        return [...card.querySelectorAll('*')].some(el => el.getBoundingClientRect().right > box.right + 1);
+    }).length""")
+    assert overflowing == 0
+    # find-similar says how many neighbours there are in all
+    assert re.search(r"Results 1–\d+ of \d+", page.locator("#results .count").inner_text())

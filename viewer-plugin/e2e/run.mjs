@@ -96,7 +96,12 @@ async function main() {
     cleanups.unshift(() => browser.close());
     const page = await browser.newPage({ viewport: { height: 900, width: 1400 } });
     page.on('pageerror', (e) => log('page error:', e.message));
-    await page.goto(`${base}/viewer?model=fingerprint&manifest=${encodeURIComponent(query.manifestId)}`);
+    // The whole run happens under the service's Content-Security-Policy: nothing may be refused.
+    const refused = [];
+    page.on('console', (msg) => { if (msg.text().includes('Content Security Policy')) refused.push(msg.text()); });
+    const viewerPage = await page.goto(`${base}/viewer?model=fingerprint&manifest=${encodeURIComponent(query.manifestId)}`);
+    check((viewerPage.headers()['content-security-policy'] || '').includes("script-src 'self';"),
+      '/viewer sends a Content-Security-Policy without inline scripts');
     await page.waitForSelector('.mirador-find-similar-button', { timeout: 60_000 });
     await page.waitForFunction(() => {
       const { OSDReferences } = window.MiradorFindSimilar.Mirador;
@@ -174,6 +179,7 @@ async function main() {
       && Math.abs(opened.viewer.y - centre[1]) < other.xywh[3], 'and centres the view on the region');
     await page.waitForTimeout(1000);
     await page.screenshot({ path: path.join(outDir, 'region-link.png') });
+    check(refused.length === 0, `no Content-Security-Policy violation (${refused.slice(0, 3).join(' | ')})`);
     log('screenshots in', outDir);
   });
 }

@@ -328,6 +328,21 @@ class RegionMatcher:
         return best[1], ""
 
 
+def missing_books(urls: Iterable[str]) -> list[tuple[str, int]]:
+    """The books that labels with no canvas point at, as (image service without its page part, labels), most
+    labels first. A page's service is usually its book's id plus a page number (NB's
+    ``…/URN:NBN:no-nb_digibok_2009042803019_0104``, Gallica's ``…/ark:/12148/bpt6k…/f12``): that is what a
+    librarian looks the manifest up by."""
+    counts: dict[str, int] = {}
+    for url in urls:
+        parsed = parse_region_url(url)
+        if parsed is None:
+            continue
+        book = re.sub(r"([_/.-]f?)\d{1,5}$", "", parsed[0].rstrip("/"))
+        counts[book] = counts.get(book, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
 def _service_of_image_url(image_url: str) -> str:
     """The service base of a full-image Image API URL (``…/full/max/0/default.jpg``), else ''."""
     match = re.match(r"^(.+?)/full/[^/]+/!?\d+(?:\.\d+)?/[^/.]+\.\w+$", image_url or "")

@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 log = logging.getLogger(__name__)
@@ -91,21 +91,41 @@ def micro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(np.asarray(y_true) == np.asarray(y_pred))) if len(y_true) else 0.0
 
 
+class NotEnoughBooks(ValueError):
+    """Labels from fewer than two books: no split can keep a book on one side only."""
+
+
 def _splitter(n_splits: int, y: np.ndarray, groups: np.ndarray, seed: int) -> StratifiedGroupKFold:
     n_groups = len(np.unique(groups))
-    if n_groups < 2:
-        raise ValueError("cross-validation needs labelled regions from at least two books")
     if n_splits > n_groups:
         log.warning("only %d books: using %d folds instead of %d", n_groups, n_groups, n_splits)
         n_splits = n_groups
     return StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
 
 
-def _splits(n_splits: int, y: np.ndarray, groups: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    splitter = _splitter(n_splits, y, groups, seed)
+def _region_splits(n_splits: int, y: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Folds over the regions of one book, for choosing C inside an outer fold that holds a single book."""
+    largest = int(np.bincount(y).max()) if len(y) else 0
+    n = min(n_splits, len(y), largest) if largest >= 2 else min(n_splits, len(y))
+    if n < 2:
+        return []
+    splitter = StratifiedKFold(n, shuffle=True, random_state=seed) if largest >= 2 else \
+        KFold(n, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(y)), y))
+
+
+def _splits(n_splits: int, y: np.ndarray, groups: np.ndarray, seed: int,
+            one_book_ok: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Grouped by book; with ``one_book_ok`` (model selection), a single book is split by region instead."""
     with warnings.catch_warnings():
         # "The least populated class has only k members": expected with rare classes; reported below.
         warnings.simplefilter("ignore", UserWarning)
+        if len(np.unique(groups)) < 2:
+            if not one_book_ok:
+                raise NotEnoughBooks(f"cross-validation needs labelled regions from at least two books; all "
+                                     f"{len(y)} come from one book: label regions of another book too")
+            return _region_splits(n_splits, y, seed)
+        splitter = _splitter(n_splits, y, groups, seed)
         return [(tr, te) for tr, te in splitter.split(np.zeros(len(y)), y, groups) if len(te) and len(tr)]
 
 
@@ -116,6 +136,7 @@ class Selection:
     score: float  # mean inner micro-F1 of the choice
     grid: dict[str, list[float]]  # candidate -> mean inner micro-F1 per C (in Cs order)
     not_converged: int = 0
+    by_book: bool = True  # False: the training part held one book, so its folds split regions, not books
 
 
 def select(features: Mapping[str, np.ndarray], y: np.ndarray, groups: np.ndarray,
@@ -132,7 +153,10 @@ def _select(features: Mapping[str, np.ndarray], y: np.ndarray, groups: np.ndarra
             candidates: Sequence[Candidate], Cs: Sequence[float], n_splits: int, seed: int,
             progress: Progress | None) -> Selection:
     Cs = sorted(float(c) for c in Cs)
-    splits = _splits(n_splits, y, groups, seed)
+    splits = _splits(n_splits, y, groups, seed, one_book_ok=True)
+    by_book = len(np.unique(groups)) >= 2
+    if not splits:  # too few regions to split at all: the middle of the grid, the first candidate
+        return Selection(candidates[0].name, Cs[len(Cs) // 2], float("nan"), {}, 0, by_book)
     grid: dict[str, list[float]] = {}
     not_converged = 0
     for cand in candidates:
@@ -161,7 +185,7 @@ def _select(features: Mapping[str, np.ndarray], y: np.ndarray, groups: np.ndarra
             if best is None or key < best:
                 best = key
     assert best is not None
-    return Selection(candidates[best[2]].name, Cs[best[1]], -best[0], grid, not_converged)
+    return Selection(candidates[best[2]].name, Cs[best[1]], -best[0], grid, not_converged, by_book)
 
 
 def fit_final(features: Mapping[str, np.ndarray], y: np.ndarray, candidate: str, C: float) -> LogisticRegression:
@@ -242,7 +266,7 @@ class CVReport:
             "confusion_matrix": {"rows_true_cols_predicted": self.classes, "counts": self.confusion().tolist()},
             "selected": self.selected_counts(),
             "folds": [{"fold": f.fold, "candidate": f.selection.candidate, "C": f.selection.C,
-                       "inner_micro_f1": f.selection.score, "outer_micro_f1": f.micro_f1,
+                       "inner_micro_f1": None if np.isnan(f.selection.score) else f.selection.score, "outer_micro_f1": f.micro_f1,
                        "n_train": f.n_train, "n_test": f.n_test, "not_converged": f.selection.not_converged}
                       for f in self.folds],
             "notes": self.notes,
@@ -296,6 +320,10 @@ def nested_cv(features: Mapping[str, np.ndarray], y: np.ndarray, groups: np.ndar
             folds.append(result)
             if progress:
                 progress(inner * len(cands) * len(Cs))
+    single = sum(not f.selection.by_book for f in folds)
+    if single:
+        notes.append(f"{single} of {len(folds)} outer folds trained on one book: their C and model were chosen "
+                     "by folds over that book's regions, not grouped by book")
     y_pred = np.empty_like(y)
     for f in folds:
         y_pred[f.test_index] = f.y_pred

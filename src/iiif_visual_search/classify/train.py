@@ -62,7 +62,7 @@ def train_final(ts: TrainingSet, Cs: Sequence[float] = PAPER_CS, inner: int = 10
     estimator = fit_final(ts.features, ts.y, sel.candidate, sel.C)
     used = {m: ts.descriptors.get(m) for m in sel.candidate.split("+")}
     cv = dict(cv_summary or {})
-    cv["selection_inner_micro_f1"] = sel.score
+    cv["selection_inner_micro_f1"] = None if sel.score != sel.score else sel.score  # NaN: nothing to split
     return TrainedClassifier(estimator, ts.classes, sel.candidate, sel.C, len(ts.y), used, now_iso(), cv)
 
 

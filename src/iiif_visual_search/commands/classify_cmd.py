@@ -39,18 +39,19 @@ def classify() -> None:
 
 @classify.command("import-labels")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["auto", "chr24", "label-studio", "csv"]), default="auto")
+@click.option("--format", "fmt", type=click.Choice(["auto", "chr24", "label-studio", "csv"]), default="auto",
+              help="The label file's format; auto tells them apart by content.")
 @click.option("--multi", type=click.Choice(["skip", "first"]), default="skip",
               help="Rows with several classes: skip them (default) or keep the first column's, like the paper.")
 @click.option("--tolerance", type=float, default=2.0, show_default=True,
               help="Pixels a URL's region may differ from a catalogue region (rounding).")
 @classes_option
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def import_labels(ctx: click.Context, path: Path, fmt: str, multi: str, tolerance: float,
                   classes_spec: str | None, as_json: bool) -> None:
     """Read manual labels (Label Studio JSON, CHR24, or CSV region_id,label) into the catalogue."""
-    from ..classify.labels_io import match_items, read_labels, store_labels
+    from ..classify.labels_io import match_items, missing_books, read_labels, store_labels
 
     classes = _classes(classes_spec)
     try:
@@ -69,7 +70,8 @@ def import_labels(ctx: click.Context, path: Path, fmt: str, multi: str, toleranc
                "no_canvas": len(report.no_canvas), "no_region": len(report.no_region),
                "unparsable": len(report.unparsable), "unknown_region": len(report.unknown_region)},
            "unmatched_examples": (report.no_region + report.no_canvas + report.unparsable
-                                  + report.unknown_region)[:5]}
+                                  + report.unknown_region)[:5],
+           "missing_books": [{"image_service": book, "labels": n} for book, n in missing_books(report.no_canvas)]}
     if as_json:
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
@@ -82,6 +84,15 @@ def import_labels(ctx: click.Context, path: Path, fmt: str, multi: str, toleranc
         click.echo(f"  rows with several classes ({multi}): {len(read.multi_label)}")
     if read.unknown_class:
         click.echo(f"  labels not in the class list: {read.unknown_class}")
+    if report.no_canvas:
+        books = out["missing_books"]
+        click.echo(f"{len(report.no_canvas)} labels are of pages this catalogue does not have: they need the "
+                   f"manifests of {len(books)} book(s), ingested first ('ivs ingest MANIFEST_URL ...'), then "
+                   f"'ivs classify import-labels' again. The books, by image service (page number left out):")
+        for book in books[:10]:
+            click.echo(f"  {book['image_service']} ({book['labels']} labels)")
+        if len(books) > 10:
+            click.echo(f"  … and {len(books) - 10} more ('--json' lists them all)")
 
 
 def _cv_options(f):  # noqa: ANN001, ANN202 — a click decorator stack
@@ -90,7 +101,7 @@ def _cv_options(f):  # noqa: ANN001, ANN202 — a click decorator stack
         click.option("--outer", type=click.IntRange(min=2), default=20, show_default=True, help="Outer folds (the paper: 20)."),
         click.option("--inner", type=click.IntRange(min=2), default=10, show_default=True, help="Inner folds (the paper: 10)."),
         click.option("--no-concat", is_flag=True, help="Do not try the concatenation of several models."),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold shuffles."),
         click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Outer folds run in parallel."),
         classes_option,
         click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -104,7 +115,7 @@ def _cv_options(f):  # noqa: ANN001, ANN202 — a click decorator stack
 
 def _run_cv(ctx: click.Context, models: tuple[str, ...], outer: int, inner: int, no_concat: bool, seed: int,
             jobs: int, classes_spec: str | None, out_dir: Path | None, as_json: bool, save_model: bool) -> None:
-    from ..classify.nested_cv import PAPER_CS
+    from ..classify.nested_cv import PAPER_CS, NotEnoughBooks
     from ..classify.report import text_report, write_report
     from ..classify.train import cross_validate, train_final, training_set
 
@@ -122,7 +133,11 @@ def _run_cv(ctx: click.Context, models: tuple[str, ...], outer: int, inner: int,
                 f"{len(ts.y)} labelled regions with vectors of {', '.join(models)} "
                 f"({ts.skipped_no_vector} labelled regions lack vectors): import labels with "
                 "'ivs classify import-labels' and run 'ivs embed' first")
-        report = cross_validate(ts, PAPER_CS, outer, inner, not no_concat, seed, jobs, show_progress=not as_json)
+        try:
+            report = cross_validate(ts, PAPER_CS, outer, inner, not no_concat, seed, jobs,
+                                    show_progress=not as_json)
+        except NotEnoughBooks as exc:
+            raise click.ClickException(str(exc)) from None
         extra = {"models": list(models), "skipped_no_vector": ts.skipped_no_vector,
                  "skipped_other_class": ts.skipped_other_class}
         if save_model:
@@ -154,7 +169,7 @@ def train(ctx: click.Context, **kw: object) -> None:
 @classify.command()
 @click.option("--classifier", "model_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="A saved model directory (default DATA_DIR/classifier/model).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def apply(ctx: click.Context, model_dir: Path | None, as_json: bool) -> None:
     """Label every region that has vectors; stored as source 'model' with the model version."""
@@ -182,8 +197,9 @@ def apply(ctx: click.Context, model_dir: Path | None, as_json: bool) -> None:
 @classify.command("zero-shot")
 @click.option("--model", default="siglip", show_default=True, help="A model with a text tower (siglip, clip).")
 @classes_option
-@click.option("--temperature", type=float, default=100.0, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--temperature", type=float, default=100.0, show_default=True,
+              help="Scale of the image-text similarities before the softmax (CLIP's logit scale).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def zero_shot_cmd(ctx: click.Context, model: str, classes_spec: str | None, temperature: float,
                   as_json: bool) -> None:

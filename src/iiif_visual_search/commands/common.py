@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import click
@@ -43,3 +44,17 @@ def manifest_id_of(catalogue: Catalogue, ref: str | None) -> str | None:
     if row is None:
         raise click.ClickException(f"no manifest {ref!r} in the catalogue (see 'ivs status')")
     return str(row["id"])
+
+
+def lower_priority() -> None:
+    """Long writers (ingest, fetch, embed, index) yield the CPU to a service on the same machine: niceness
+    ``IVS_NICE`` (default 10; 0 keeps the priority as it is)."""
+    try:
+        step = int(os.environ.get("IVS_NICE", "10"))
+    except ValueError:
+        raise click.ClickException(f"bad setting: IVS_NICE={os.environ['IVS_NICE']!r}: expected an integer") from None
+    if step > 0 and hasattr(os, "nice"):
+        try:
+            os.nice(step)
+        except OSError:  # a container that forbids it: run at the normal priority
+            pass

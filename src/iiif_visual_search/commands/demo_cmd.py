@@ -91,8 +91,8 @@ def embed_and_index(settings: Settings, models: list[str], *, quiet: bool = Fals
 @click.option("--model", "models", multiple=True, default=("siglip", "fingerprint"), show_default=True,
               help="Embedding models to index (repeatable); one whose weights cannot be had here is skipped "
                    "with the reason.")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on (0.0.0.0: every interface).")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to serve on.")
 @click.option("--no-serve", is_flag=True, help="Stop after the pipeline instead of serving.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.pass_context

@@ -7,10 +7,18 @@ from pathlib import Path
 
 import click
 
-from .common import manifest_id_of, open_catalogue, settings_from
+from .common import lower_priority, manifest_id_of, open_catalogue, settings_from
 
 MODEL_HELP = ("siglip (default), clip, vit, fingerprint, a Hugging Face hub id, or a local checkpoint directory "
               "(use a directory where the hub cannot be reached)")
+
+
+def refuse_unknown_model(model: str, data_dir: Path) -> None:
+    """A bare word that is none of our names is a typo, not a hub id to download: say which names exist."""
+    from ..index.model_choice import known_names, looks_like_a_name, unknown_model_message
+
+    if looks_like_a_name(model) and model not in known_names(data_dir):
+        raise click.ClickException(unknown_model_message(model, data_dir))
 
 
 @click.command()
@@ -28,9 +36,12 @@ def embed(ctx: click.Context, model: str, device: str | None, precision: str, ba
     """Embed every region image without a vector of MODEL yet (interrupted runs resume)."""
     from ..embed.models import EmbedderUnavailable, get_embedder
     from ..embed.run import run_embed, update_indexes
+    from ..fetch.run import by_flag_text, unfetched_by_flag
     from ..index.vectors import IndexMismatch, VectorStore
 
     settings = settings_from(ctx)
+    refuse_unknown_model(model, settings.data_dir)
+    lower_priority()
     catalogue = open_catalogue(settings)
     try:
         embedder = get_embedder(model, device, precision=None if precision == "auto" else precision)
@@ -40,6 +51,10 @@ def embed(ctx: click.Context, model: str, device: str | None, precision: str, ba
         raise click.ClickException(str(e)) from e
     click.echo(f"{report.model}: embedded {report.embedded}, failed {report.failed} "
                f"({report.images_per_second:.1f} img/s)", err=True)
+    skipped = unfetched_by_flag(catalogue)
+    if skipped:
+        click.echo(f"not embedded, no image fetched: regions skipped by flag{by_flag_text(skipped)}; "
+                   "'ivs fetch --skip-flag none' fetches them", err=True)
     if not no_index:
         stats = update_indexes(VectorStore(settings.data_dir, report.model, catalogue))
         click.echo(f"index {report.model}: {json.dumps(stats)}", err=True)
@@ -61,6 +76,7 @@ def index(ctx: click.Context, model: str, compact: bool) -> None:
     from ..index.vectors import VectorStore
 
     settings = settings_from(ctx)
+    lower_priority()
     catalogue = open_catalogue(settings)
     try:
         store = VectorStore(settings.data_dir, model_key(model), catalogue)
@@ -73,7 +89,9 @@ def index(ctx: click.Context, model: str, compact: bool) -> None:
 @click.option("--image", "image_path", type=click.Path(exists=True, dir_okay=False), help="Query picture")
 @click.option("--region", "region_id", help="Query by a region id of the catalogue")
 @click.option("--text", help="Query by text (siglip and clip)")
-@click.option("--model", "-m", default="siglip", show_default=True, help="Model name or stored vector-set key")
+@click.option("--model", "-m", default=None,
+              help="Model name or stored vector-set key (default: the best indexed one: siglip, clip, vit, others, "
+                   "fingerprint)")
 @click.option("--k", "k", type=click.IntRange(min=1), default=50, show_default=True, help="Number of hits")
 @click.option("--manifest", default=None, help="Only hits in this manifest (id or URI)")
 @click.option("--class", "classes", multiple=True, help="Only hits with this class label (repeatable)")
@@ -84,13 +102,15 @@ def index(ctx: click.Context, model: str, compact: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit (region, manifest, canvas, x, y, w, "
               "h, score, ...): a stable contract")
 @click.pass_context
-def similar(ctx: click.Context, image_path: str | None, region_id: str | None, text: str | None, model: str, k: int,
+def similar(ctx: click.Context, image_path: str | None, region_id: str | None, text: str | None, model: str | None,
+            k: int,
             manifest: str | None, classes: tuple[str, ...], exclude_classes: tuple[str, ...], all_classes: bool,
             as_json: bool) -> None:
     """Regions most similar to an image file, a region or a text."""
     from PIL import Image
 
     from ..embed.models import EmbedderUnavailable, model_key
+    from ..index.model_choice import default_model
     from ..similar import find_similar
 
     if sum(v is not None for v in (image_path, region_id, text)) != 1:
@@ -98,6 +118,8 @@ def similar(ctx: click.Context, image_path: str | None, region_id: str | None, t
     settings = settings_from(ctx)
     catalogue = open_catalogue(settings)
     manifest = manifest_id_of(catalogue, manifest)
+    model = model or default_model(settings.data_dir)
+    refuse_unknown_model(model, settings.data_dir)
     image = None
     if image_path:
         try:
@@ -118,4 +140,5 @@ def similar(ctx: click.Context, image_path: str | None, region_id: str | None, t
         if as_json:
             click.echo(json.dumps(hit.to_dict(), ensure_ascii=False))
         else:
-            click.echo(f"{hit.score:.4f}  {hit.region}  {hit.canvas}#xywh={hit.x},{hit.y},{hit.w},{hit.h}")
+            parts = f"  (cosine {hit.cosine:.4f}, {hit.inliers} inliers)" if hit.inliers else ""
+            click.echo(f"{hit.score:.4f}  {hit.region}  {hit.canvas}#xywh={hit.x},{hit.y},{hit.w},{hit.h}{parts}")

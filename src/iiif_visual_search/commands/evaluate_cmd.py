@@ -32,8 +32,9 @@ def evaluate() -> None:
 @click.option("--failure-rank", type=click.IntRange(min=1), default=1, show_default=True,
               help="Queries whose original is not within the top N go on the contact sheet and the failure "
                    "list (1 = every query not found first).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the report, plot and contact sheet go (default DATA_DIR/evaluation).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def retrieval(ctx: click.Context, models: tuple[str, ...], region_ids: str | None, images_dir: Path | None,
               limit: int | None, seed: int, failure_rank: int, out_dir: Path | None, as_json: bool) -> None:
@@ -102,5 +103,5 @@ def _catalogue_items(catalogue, data_dir: Path, region_ids: str | None) -> list:
 @_cv_options
 @click.pass_context
 def classification(ctx: click.Context, **kw: object) -> None:
-    """The nested cross-validated classification report (as ``classify train``) without saving a model."""
+    """The nested cross-validated classification report (as 'ivs classify train') without saving a model."""
     _run_cv(ctx, save_model=False, **kw)  # type: ignore[arg-type]

@@ -7,8 +7,8 @@ import json
 import click
 
 from ..fetch.image_api import SizePolicy
-from ..fetch.run import DEFAULT_SKIP_FLAGS, FetchOptions, run_fetch
-from .common import manifest_id_of, open_catalogue, settings_from
+from ..fetch.run import DEFAULT_SKIP_FLAGS, FetchOptions, by_flag_text, run_fetch
+from .common import lower_priority, manifest_id_of, open_catalogue, settings_from
 
 
 @click.command()
@@ -45,6 +45,7 @@ def fetch(ctx: click.Context, manifest_ref: str | None, max_long: int, min_short
     if min(max_long, min_short, per_host, global_limit, max_bytes) < 1 or retries < 0:
         raise click.UsageError("sizes and limits must be positive")
     settings = settings_from(ctx, contact=contact, timeout_s=timeout_s)
+    lower_priority()
     catalogue = open_catalogue(settings)
     try:
         manifest_id = manifest_id_of(catalogue, manifest_ref)
@@ -61,7 +62,7 @@ def fetch(ctx: click.Context, manifest_ref: str | None, max_long: int, min_short
     else:
         click.echo(
             f"{report.regions} region(s): {report.fetched} fetched, {report.already_cached} already cached, "
-            f"{report.skipped_flagged} skipped by flag, {report.failed} failed "
+            f"{report.skipped_flagged} skipped by flag{by_flag_text(report.skipped_by_flag)}, {report.failed} failed "
             f"({report.rate:.1f} regions/s, {report.requests} requests, {report.retries} retries)"
         )
     if report.failed:

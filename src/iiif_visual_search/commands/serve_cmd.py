@@ -15,9 +15,13 @@ from .common import open_catalogue, settings_from
                    "http://HOST:PORT).")
 @click.option("--allow-private-urls", is_flag=True, default=None,
               help="Let image_url queries reach loopback/private hosts (off by default: SSRF).")
+@click.option("--read-only", is_flag=True, default=None,
+              help="Never write to the data dir (replicas of one published copy; env IVS_READ_ONLY). On by "
+                   "itself when the data dir cannot be written. Uploads, page thumbnails and the text index "
+                   "then go to IVS_CACHE_DIR (default: a temporary folder).")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, base_url: str | None,
-          allow_private_urls: bool | None) -> None:
+          allow_private_urls: bool | None, read_only: bool | None) -> None:
     """Serve the catalogue over HTTP as IIIF."""
     import os
 
@@ -30,8 +34,9 @@ def serve(ctx: click.Context, host: str, port: int, base_url: str | None,
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         base_url = f"http://{shown}:{port}"
     settings = settings_from(ctx, base_url=base_url.rstrip("/") if base_url else None)
-    open_catalogue(settings).close()  # a clear message when there is nothing to serve yet
-    options = ServeOptions.from_env(allow_private_urls=allow_private_urls)
+    if not settings.catalogue_path.exists():
+        open_catalogue(settings)  # a clear message when there is nothing to serve yet
+    options = ServeOptions.from_env(allow_private_urls=allow_private_urls, read_only=read_only)
     app = create_app(settings, options)
     # Index the text now rather than on the first search.
     app.state.ivs.text_index()

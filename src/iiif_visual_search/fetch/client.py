@@ -24,6 +24,8 @@ from urllib.parse import unquote, urlsplit
 import httpx
 from PIL import Image, ImageFile
 
+from ..files import FileRefused, read_regular_file
+
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -232,10 +234,9 @@ class PoliteClient:
 
     def _read_file(self, path: Path) -> bytes:
         try:
-            size = path.stat().st_size
-            if size > self.config.max_bytes:
-                raise FetchError(f"too large: {size} bytes > {self.config.max_bytes}", str(path))
-            return path.read_bytes()
+            return read_regular_file(path, self.config.max_bytes)  # no FIFOs or devices, the download cap
+        except FileRefused as exc:
+            raise FetchError(f"too large or not a regular file: {exc}", str(path)) from None
         except OSError as exc:
             raise FetchError(f"cannot read {path}: {exc.strerror or exc}", str(path)) from None
 

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from ..catalogue import Catalogue
 from ..config import Settings
+from ..files import is_disk_full
 from .cache import CachedImage, ImageCache
 from .client import ClientConfig, FetchError, PoliteClient
 from .image_api import (
@@ -73,6 +74,7 @@ class FetchOptions:
 class FetchReport:
     regions: int = 0  # regions of the selected manifests
     skipped_flagged: int = 0
+    skipped_by_flag: dict[str, int] = field(default_factory=dict)  # a region with two skip flags counts twice
     already_cached: int = 0
     fetched: int = 0
     stored_as_is: int = 0  # of fetched: the server's JPEG kept byte for byte (it had the wanted size)
@@ -87,6 +89,21 @@ class FetchReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "regions_per_s": round(self.rate, 2)}
+
+
+def by_flag_text(counts: dict[str, int]) -> str:
+    """" (separator 12, tiny 3)" for a summary line; "" when nothing was skipped."""
+    return f" ({', '.join(f'{flag} {n}' for flag, n in sorted(counts.items()))})" if counts else ""
+
+
+def unfetched_by_flag(catalogue: Catalogue, flags: frozenset[str] = DEFAULT_SKIP_FLAGS) -> dict[str, int]:
+    """Live regions without an image that carry one of ``flags``, counted per flag: what fetch skipped."""
+    counts: dict[str, int] = {}
+    for row in catalogue.query("SELECT r.flags FROM region r LEFT JOIN region_image ri ON ri.region_id = r.id "
+                               "WHERE r.deleted = 0 AND ri.region_id IS NULL AND r.flags != ''"):
+        for flag in set(row["flags"].split(",")) & flags:
+            counts[flag] = counts.get(flag, 0) + 1
+    return counts
 
 
 @dataclass(frozen=True)
@@ -198,6 +215,8 @@ class _Job:
                 for region in regions:
                     self._fail(region, "canvas has neither an image service nor an image URL")
         except Exception as exc:  # a bug must not stop the whole run; it ends in quarantine like any failure
+            if is_disk_full(exc):  # not this region's fault: stop the run, say so once
+                raise
             for region in regions:
                 if region.id not in self._handled:
                     self._fail(region, f"internal error: {type(exc).__name__}: {exc}")
@@ -251,6 +270,8 @@ class _Job:
             except (FetchError, ImageApiError) as exc:
                 self._fail(region, getattr(exc, "reason", str(exc)), getattr(exc, "url", "") or url)
             except Exception as exc:  # e.g. a Pillow error while cutting: this region fails, the run goes on
+                if is_disk_full(exc):  # not this region's fault: stop the run, say so once
+                    raise
                 self._fail(region, f"internal error: {type(exc).__name__}: {exc}", url)
 
         await asyncio.gather(*(one(r) for r in regions))
@@ -285,6 +306,8 @@ class _Job:
                 try:
                     await self._store(region, image, box, target_size(box.w, box.h, self.options.size), url)
                 except Exception as exc:
+                    if is_disk_full(exc):  # not this region's fault: stop the run, say so once
+                        raise
                     self._fail(region, f"internal error: {type(exc).__name__}: {exc}", url)
 
 
@@ -316,6 +339,8 @@ async def fetch_async(catalogue: Catalogue, settings: Settings, options: FetchOp
         flags = set(filter(None, (row["flags"] or "").split(",")))
         if flags & options.skip_flags:
             report.skipped_flagged += 1
+            for flag in flags & options.skip_flags:
+                report.skipped_by_flag[flag] = report.skipped_by_flag.get(flag, 0) + 1
             continue
         region = _Region(row["id"], row["manifest_id"], row["canvas_id"], Box(row["x"], row["y"], row["w"], row["h"]),
                          row["canvas_w"], row["canvas_h"], row["image_url"] or "", row["image_service"] or "",

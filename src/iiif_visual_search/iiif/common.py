@@ -99,8 +99,9 @@ class Urls:
         url = f"{self.base}/similar" + (f"/{quote(rid)}" if rid else "")
         return self._q(url, params)
 
-    def region_image(self, rid: str) -> str:
-        return f"{self.base}/regions/{quote(rid)}/image.jpg"
+    def region_image(self, rid: str, width: int | None = None) -> str:
+        """The cached region image; with ``width``, a copy at most that wide (thumbnails)."""
+        return self._q(f"{self.base}/regions/{quote(rid)}/image.jpg", {"w": width})
 
     def annotations(self, page: int | None = None) -> str:
         return f"{self.base}/annotations" + (f"/page/{page}" if page is not None else "")
@@ -110,6 +111,14 @@ class Urls:
 
     def collection(self) -> str:
         return f"{self.base}/collection"
+
+    def canvas(self, mid: str, cid: str) -> str:
+        """The public id of a canvas whose own id is not an http(s) URI (a book ingested from local files)."""
+        return f"{self.base}/iiif/{quote(mid)}/canvas/{quote(cid)}"
+
+    def image_service(self, cid: str, version: int = 3) -> str:
+        """Our Image API service for the page image of a canvas ingested from local files."""
+        return f"{self.base}/image/{version}/{quote(cid)}"
 
 
 @dataclass(frozen=True)
@@ -200,5 +209,5 @@ def thumbnail(region: RegionView, urls: Urls, max_width: int = 300) -> list[dict
     """A Prezi-3 thumbnail list: the image service crop, else our cached crop, else nothing."""
     url = image_region_url(region, max_width)
     if not url and region.has_cached_image:
-        url = urls.region_image(region.id)
+        url = urls.region_image(region.id, max_width)
     return [{"id": url, "type": "Image", "format": "image/jpeg"}] if url else []

@@ -2,14 +2,15 @@
 
 Each item highlights the hit's region on its canvas (SpecificResource + integer FragmentSelector, the canvas
 ``partOf`` its manifest with a label, as Content State does), carries the class label as a tagging body,
-the score in a describing body and as ``score``, a thumbnail, and ``canonical`` = the region annotation.
+the score in a describing body and as ``score`` (it never rises down the list; its raw parts, ``cosine`` and
+``inliers``, where known), a thumbnail, and ``canonical`` = the region annotation.
 The page validates against the Presentation 3 schema, which ``startIndex``/``ignored`` would break.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .annotations import class_label, region_target
@@ -20,7 +21,8 @@ from .search import Paging
 @dataclass(frozen=True)
 class SimilarHit:
     region: RegionView
-    score: float
+    score: float                                             # never rises down the list
+    parts: Mapping[str, Any] = field(default_factory=dict)   # the raw parts: cosine, inliers
 
 
 def _page_params(params: Mapping[str, Any], page: int | None) -> dict[str, Any]:
@@ -76,6 +78,7 @@ def similar_page(hits: Sequence[SimilarHit], *, urls: Urls, query_label: str, re
             "score": score,
             "rank": rank,
             "region": region.id,
+            **{k: round(float(v), 6) if isinstance(v, float) else v for k, v in hit.parts.items()},
         }
         if region.probability is not None:
             item["probability"] = round(float(region.probability), 4)

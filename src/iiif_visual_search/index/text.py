@@ -535,7 +535,10 @@ def _catalogue_seq(catalogue: Any) -> int:
     return int(row["s"]) if row is not None else 0
 
 
+TEXT_INDEX_NAME = "text-index.sqlite"
+
+
 def open_text_index(data_dir: Path | str, *, warm_terms: int = WARM_TERMS,
                     hidden_classes: Sequence[str] = ()) -> TextIndex:
     """The service's index: the most frequent terms' postings are loaded in the background after a change."""
-    return TextIndex(Path(data_dir) / "text-index.sqlite", warm_terms=warm_terms, hidden_classes=hidden_classes)
+    return TextIndex(Path(data_dir) / TEXT_INDEX_NAME, warm_terms=warm_terms, hidden_classes=hidden_classes)

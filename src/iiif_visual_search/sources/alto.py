@@ -23,6 +23,7 @@ import re
 from lxml import etree
 
 from iiif_visual_search.records import LayoutError, LayoutPage, LayoutRegion
+from iiif_visual_search.sources import numbers
 from iiif_visual_search.sources.context import PageText, RegionPlace, TextBlock
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,19 @@ def _number(value: str | None) -> float | None:
 
 
 def _box(el: etree._Element) -> tuple[float, float, float, float] | None:
-    """(x, y, w, h) from HPOS/VPOS/WIDTH/HEIGHT, else the bounding box of a Shape/Polygon, else None."""
+    """(x, y, w, h) from HPOS/VPOS/WIDTH/HEIGHT, else the bounding box of a Shape/Polygon, else None.
+
+    Non-finite or absurd numbers raise LayoutError: the file is broken, and a guess would place a bogus box.
+    """
+    box = _raw_box(el)
+    if box is not None:
+        what = f"<{_local(el.tag)} ID={el.get('ID')!r}>"
+        for name, value in zip(("HPOS", "VPOS", "WIDTH", "HEIGHT"), box):
+            numbers.coordinate(value, f"{what} {name}")
+    return box
+
+
+def _raw_box(el: etree._Element) -> tuple[float, float, float, float] | None:
     get = el.get
     try:  # the common case, kept cheap: there is one call per text block
         return (
@@ -214,8 +227,8 @@ def read_alto(root: etree._Element) -> LayoutPage:
     if len(pages) > 1:
         log.info("ALTO file has %d pages; reading only the first (ID %s)", len(pages), pages[0].get("ID"))
     page = pages[0]
-    width = _number(page.get("WIDTH")) or 0.0
-    height = _number(page.get("HEIGHT")) or 0.0
+    width = numbers.size(_number(page.get("WIDTH")) or 0.0, "Page WIDTH")
+    height = numbers.size(_number(page.get("HEIGHT")) or 0.0, "Page HEIGHT")
 
     zone_labels = _graphic_tags(root)
     regions: list[LayoutRegion] = []
@@ -241,6 +254,8 @@ def read_alto(root: etree._Element) -> LayoutPage:
             log.info("ALTO %s %s has no coordinates; skipped", block_type, el.get("ID"))
             return None
         x, y, w, h = box
+        if w < 0 or h < 0:
+            raise LayoutError(f"ALTO {block_type} {el.get('ID')!r} has a negative size ({w} x {h})")
         regions.append(LayoutRegion(el.get("ID") or "", block_type, x, y, w, h))
         places.append(RegionPlace(x, y, x + w, y + h, len(blocks)))
         return len(regions) - 1

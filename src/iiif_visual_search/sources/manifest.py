@@ -24,6 +24,7 @@ from iiif_visual_search.records import (
     ManifestError,
     ManifestRecord,
 )
+from iiif_visual_search.sources.numbers import is_sane
 
 # The largest manifest we saw is 1.7 MB (663 canvases); 64 MiB leaves room for very long books while
 # stopping a runaway response before it costs a lot of memory.
@@ -307,7 +308,7 @@ def _read_manifest(data: dict, *, ident: str, url: str, version: int) -> Manifes
         metadata=_metadata(data.get("metadata")),
         rights=_first_link(data.get("rights")) or _first_link(data.get("license")),
         required_statement=required_statement,
-        homepage=_first_link(data.get("homepage")) or _first_link(data.get("related")),
+        homepage=_first_web_link(data.get("homepage")) or _first_web_link(data.get("related")),
         canvases=[_read_canvas(c, position=i) for i, c in enumerate(_canvas_dicts(data))],
         raw=data,
     )
@@ -326,6 +327,15 @@ def _first_link(value: Any) -> str:
     for item in _as_list(value):
         link = _id_of(item)
         if link:
+            return link
+    return ""
+
+
+def _first_web_link(value: Any) -> str:
+    """The first http(s) URL: a homepage becomes a link on our pages, and ``javascript:`` must never be one."""
+    for item in _as_list(value):
+        link = _id_of(item).strip()
+        if urlsplit(link).scheme.lower() in ("http", "https"):
             return link
     return ""
 
@@ -394,7 +404,8 @@ def _to_int(value: Any) -> int | None:
             return None
     else:
         return None
-    if number != number or number <= 0 or number == float("inf"):
+    # NaN, infinity and absurd sizes (a canvas 2**63 wide overflowed SQLite) count as no size at all.
+    if not is_sane(number) or number <= 0:
         return None
     return int(round(number))
 
@@ -553,7 +564,7 @@ def _physdim_inches(service: dict) -> float | None:
         scale = float(scale)
     except ValueError:
         return None
-    if not scale > 0 or units not in _INCHES_PER_UNIT:
+    if not is_sane(scale) or not scale > 0 or units not in _INCHES_PER_UNIT:
         return None
     return scale * _INCHES_PER_UNIT[units]
 

@@ -17,6 +17,7 @@ import re
 from lxml import etree
 
 from iiif_visual_search.records import LayoutError, LayoutPage, LayoutRegion
+from iiif_visual_search.sources import numbers
 from iiif_visual_search.sources.context import PageText, RegionPlace, TextBlock
 
 GRAPHIC_REGIONS = frozenset(
@@ -55,6 +56,8 @@ def _box(el: etree._Element) -> tuple[float, float, float, float] | None:
         return None
     if not xs or len(xs) != len(ys):
         return None
+    for value in (*xs, *ys):
+        numbers.coordinate(value, f"<{_local(el.tag)} id={el.get('id')!r}> Coords")
     return min(xs), min(ys), max(xs), max(ys)
 
 
@@ -124,8 +127,8 @@ def read_page(root: etree._Element) -> LayoutPage:
     page = root.find("{*}Page")
     if page is None:
         raise LayoutError("PAGE-XML has no Page element")
-    width = _number(page.get("imageWidth")) or 0.0
-    height = _number(page.get("imageHeight")) or 0.0
+    width = numbers.size(_number(page.get("imageWidth")) or 0.0, "Page imageWidth")
+    height = numbers.size(_number(page.get("imageHeight")) or 0.0, "Page imageHeight")
     match = _NS_YEAR.search(etree.QName(root).namespace or "")
     version = match.group(1) if match else ""
 

@@ -5,7 +5,7 @@ to the pure builders in ``iiif/``. Blocking work runs in the thread pool (sync e
 loop keeps answering while a search runs. The catalogue is opened read-mostly; ingest may run in another
 process at the same time (SQLite WAL), and the text index follows the change log (``TextIndex.sync``).
 Each group of routes lives in its own module: ``presentation``, ``content_search``, ``find_similar``,
-``harvest``, ``pages`` (the search page) and ``viewer``.
+``harvest``, ``pages/`` (the search page) and ``viewer``.
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..config import Settings
-from . import content_search, find_similar, harvest, presentation
+from . import content_search, find_similar, harvest, image_service, presentation
 from .errors import ApiError, api_error, error_response, http_error, server_error
 from .middleware import AlwaysCors, BodyLimit, CatchErrors
 from .openapi import openapi
 from .options import ServeOptions
 from .pages import page_routes
+from .ratelimit import UploadRateLimit
+from .security import SecurityHeaders
 from .state import State, state
 
 
@@ -56,17 +58,19 @@ ROUTES = [
     *content_search.ROUTES,
     *find_similar.ROUTES,
     *harvest.ROUTES,
+    *image_service.ROUTES,
 ]
 
 
 def _viewer(settings: Settings) -> list[Any]:
     """``/viewer``: Mirador with the find-similar plugin, offering the models indexed at start-up."""
+    from ..index.model_choice import default_model
     from ..index.vectors import list_models
     from .viewer import viewer_routes
 
     models = [d.name for d in list_models(settings.data_dir)]
-    default = "siglip" if "siglip" in models else (models[0] if models else "")
-    return viewer_routes(base_url=settings.base_url, models=models, default_model=default)
+    return viewer_routes(base_url=settings.base_url, models=models,
+                         default_model=default_model(settings.data_dir, fallback="") if models else "")
 
 
 def create_app(settings: Settings, options: ServeOptions | None = None, *,
@@ -81,10 +85,12 @@ def create_app(settings: Settings, options: ServeOptions | None = None, *,
             # JSON and HTML compressed for clients that accept gzip (Change Discovery 1.0: SHOULD); images are
             # left alone (GZipMiddleware skips image/jpeg and the like). Outermost, so CORS headers are kept.
             Middleware(GZipMiddleware, minimum_size=500),
+            Middleware(SecurityHeaders),
             Middleware(AlwaysCors),
             Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"],
                        allow_headers=["*"], max_age=86400),
             Middleware(BodyLimit, max_bytes=opts.max_body_bytes),
+            Middleware(UploadRateLimit, per_minute=opts.upload_rate_per_minute),
             Middleware(CatchErrors),
         ],
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: server_error},

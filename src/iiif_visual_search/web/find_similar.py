@@ -16,8 +16,11 @@ from starlette.routing import Route
 
 from ..iiif import search, similar
 from ..iiif.common import PREZI3_MEDIA
+from ..index.model_choice import default_model
 from .errors import ApiError
-from .images import crop_canvas_box, decode_image, fetch_bytes, parse_xywh
+from .images import crop_canvas_box, decode_image, parse_xywh
+from .outbound import fetch_bytes, read_catalogue_image
+from .local_books import local_image_file
 from .state import (
     DEFAULT_MODEL,
     JsonLd,
@@ -30,13 +33,16 @@ from .state import (
 )
 
 
-def _hit_fields(hit: Any) -> tuple[str, float]:
+def _hit_fields(hit: Any) -> tuple[str, float, dict[str, Any]]:
+    """(region id, rank-consistent score, raw parts of the score: cosine and inliers where known)."""
     if isinstance(hit, dict):
-        return str(hit["region_id"]), float(hit["score"])
+        return str(hit["region_id"]), float(hit["score"]), {}
     if isinstance(hit, tuple):
-        return str(hit[0]), float(hit[1])
+        return str(hit[0]), float(hit[1]), {}
     # similar.Hit names the region ``region``; accept ``region_id`` too.
-    return str(getattr(hit, "region", None) or hit.region_id), float(hit.score)
+    parts = {"cosine": getattr(hit, "cosine", None), "inliers": getattr(hit, "inliers", 0) or None}
+    return str(getattr(hit, "region", None) or hit.region_id), float(hit.score), \
+        {k: v for k, v in parts.items() if v is not None}
 
 
 def _similar_answer(request: Request, *, query: dict[str, Any], query_label: str, region_id: str | None,
@@ -44,7 +50,7 @@ def _similar_answer(request: Request, *, query: dict[str, Any], query_label: str
     st = state(request)
     opts = st.options
     params = query_params(request)
-    model = params.get("model") or DEFAULT_MODEL
+    model = params.get("model") or default_model(st.settings.data_dir, fallback=DEFAULT_MODEL)
     k = int_param(request, "k", opts.similar_default_k, 1, opts.similar_max_k)
     size = int_param(request, "size", k, 1, opts.similar_max_k) if paged else k
     page = int_param(request, "page", 1, 1, 1_000_000) if paged else 1
@@ -54,13 +60,13 @@ def _similar_answer(request: Request, *, query: dict[str, Any], query_label: str
     exclude = list_param(request, "exclude") if "exclude" in request.query_params else st.settings.hidden_classes
     raw_hits = st.find_similar(model=model, k=k, manifest=manifest_id, classes=list_param(request, "class") or None,
                                exclude_classes=list(exclude) or None, **query)
-    pairs = [_hit_fields(h) for h in raw_hits]
-    pairs = [(rid, score) for rid, score in pairs if rid != region_id][:k]
-    total = len(pairs)
+    triples = [_hit_fields(h) for h in raw_hits]
+    triples = [t for t in triples if t[0] != region_id][:k]
+    total = len(triples)
     start = (page - 1) * size
-    window = pairs[start:start + size]
-    views = st.store.regions_by_id([rid for rid, _ in window])
-    hits = [similar.SimilarHit(views[rid], score) for rid, score in window if rid in views]
+    window = triples[start:start + size]
+    views = st.store.regions_by_id([rid for rid, _, _ in window])
+    hits = [similar.SimilarHit(views[rid], score, parts) for rid, score, parts in window if rid in views]
     paging = search.Paging(page=page, size=size, total=total)
     doc = similar.similar_page(hits, urls=st.urls, query_label=query_label, region_id=region_id,
                                params=params, paging=paging, model=model)
@@ -79,8 +85,8 @@ def _fetch_canvas_image(st: State, url: str) -> bytes:
     """The page image of an ingested canvas. Its server failing is not the client's fault: 502, not 422."""
     opts = st.options
     try:
-        return fetch_bytes(url, max_bytes=opts.max_fetch_bytes, timeout_s=opts.fetch_timeout_s,
-                           allow_private=True, check=False)
+        return read_catalogue_image(url, max_bytes=opts.max_fetch_bytes, timeout_s=opts.fetch_timeout_s,
+                                    allow_private=opts.allow_private_urls)
     except ApiError as exc:
         if exc.status == 422:
             raise ApiError(502, f"the canvas's image server failed: {exc.message}") from None
@@ -103,7 +109,8 @@ def _canvas_crop(st: State, canvas_ref: str, xywh_value: str) -> Any:
         data = _fetch_canvas_image(st, url)
         return decode_image(data, opts.max_image_pixels)
     if canvas["image_url"]:
-        data = _fetch_canvas_image(st, canvas["image_url"])
+        local = local_image_file(canvas["manifest_url"], canvas["image_url"])
+        data = local.read_bytes() if local is not None else _fetch_canvas_image(st, canvas["image_url"])
         return crop_canvas_box(decode_image(data, opts.max_image_pixels), box, canvas["width"], canvas["height"])
     raise ApiError(422, f"canvas {canvas_ref!r} has no image to crop")
 
@@ -137,7 +144,8 @@ def _vector(value: Any) -> np.ndarray:
         raise ApiError(422, "vector must be a non-empty list of at most 8192 numbers")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         raise ApiError(422, "vector must hold numbers only")
-    vector = np.asarray(value, dtype=np.float32)
+    with np.errstate(over="ignore"):  # 1e39 becomes inf here and is refused just below
+        vector = np.asarray(value, dtype=np.float32)
     if not np.all(np.isfinite(vector)):
         raise ApiError(422, "vector holds NaN or infinity")
     norm = float(np.linalg.norm(vector))

@@ -89,6 +89,18 @@ def openapi(base_url: str) -> dict[str, Any]:
                 "parameters": [_param("region", "region id", {"type": "string"}, "path", True)],
                 "responses": {"200": {"description": "JPEG", "content": {"image/jpeg": {}}}, "404": _ERROR},
             }},
+            "/page-image/{canvas}.jpg": {"get": {
+                "summary": "A page thumbnail: a redirect to the IIIF image service, or a shrunk copy of the page image",
+                "parameters": [_param("canvas", "our canvas id", {"type": "string"}, "path", True)],
+                "responses": {"200": {"description": "JPEG", "content": {"image/jpeg": {}}},
+                              "302": {"description": "the image service's rendering of the page"},
+                              "404": _ERROR, "502": _ERROR},
+            }},
+            "/search/uploads/{name}.jpg": {"get": {
+                "summary": "A picture uploaded to the search page (kept shrunk, under its hash)",
+                "parameters": [_param("name", "the upload's hash", {"type": "string"}, "path", True)],
+                "responses": {"200": {"description": "JPEG", "content": {"image/jpeg": {}}}, "404": _ERROR},
+            }},
             "/health": {"get": {
                 "summary": "Liveness and counts",
                 "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {

@@ -20,6 +20,14 @@ class ServeOptions:
     similar_max_k: int = 500
     index_sync_interval_s: float = 2.0  # how often a request may check the catalogue for new changes
     collection_label: str = "iiif-visual-search collection"
+    # Serve a data dir without writing to it (replicas of one published copy); on by itself when the data dir
+    # cannot be written. Uploads, page thumbnails and the text index then live in cache_dir (default: a
+    # temporary folder of this process).
+    read_only: bool = False
+    cache_dir: str = ""
+    # POST /search/image stores the picture (the search is a permalink): at most this many per client and
+    # minute, with a burst of as many; 0 refuses anonymous uploads.
+    upload_rate_per_minute: int = 10
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServeOptions:

@@ -3,6 +3,7 @@ collection of every manifest, and the cached region images."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from starlette.routing import Route
 from ..iiif import annotations as anno
 from ..iiif import harvest, manifests
 from ..iiif.common import PREZI2_MEDIA, PREZI3_MEDIA, RegionView
+from ..iiif.local_books import is_http, publish_local_manifest
 from .errors import ApiError
+from .local_books import is_local_book
 from .state import JsonLd, int_param, manifest_row, state
 
 
@@ -22,10 +25,15 @@ def manifest_route(request: Request) -> Response:
     row = manifest_row(request, request.path_params["manifest"])
     if not row["raw"]:
         raise ApiError(503, f"manifest {row['id']} was ingested without its JSON; ingest it again")
+    local = is_local_book(row["url"])
     doc = manifests.augment_manifest(
-        json.loads(row["raw"]), version=row["version"], manifest_id=row["id"], source_uri=row["uri"],
+        json.loads(row["raw"]), version=row["version"], manifest_id=row["id"],
+        source_uri="" if local and not is_http(row["uri"]) else row["uri"],
         canvas_positions=st.store.canvas_positions(row["id"]), urls=st.urls,
         with_regions=st.store.positions_with_regions(row["id"]))
+    if local:
+        doc = publish_local_manifest(doc, version=row["version"], manifest_id=row["id"],
+                                     canvases=st.store.local_canvases(row["id"], row["url"]), urls=st.urls)
     return JsonLd(doc, PREZI3_MEDIA if row["version"] >= 3 else PREZI2_MEDIA)
 
 
@@ -79,7 +87,30 @@ def region_image_route(request: Request) -> Response:
         file = st.settings.data_dir / file
     if not file.is_file():
         raise ApiError(404, f"the cached image of region {request.path_params['region']!r} is missing")
+    width = int_param(request, "w", 0, 16, 1024)
+    if width:
+        return FileResponse(_resized(st.settings.data_dir, file, width), media_type="image/jpeg",
+                            headers={"Cache-Control": "public, max-age=86400"})
     return FileResponse(file, media_type="image/jpeg")
+
+
+def _resized(data_dir: Path, file: Path, width: int) -> Path:
+    """A copy of a cached region image at most ``width`` wide, kept beside the cache (the search page's
+    300-pixel cards asked for the full image, up to 1024 pixels and half a megabyte each)."""
+    from PIL import Image
+
+    from ..files import atomic_write_bytes
+
+    target = data_dir / "thumbs" / file.stem[:2] / f"{file.stem}-{width}.jpg"  # cache names: content hashes
+    if not target.is_file():
+        with Image.open(file) as image:
+            if image.width <= width:
+                return file
+            image.thumbnail((width, 8 * width), Image.Resampling.LANCZOS)
+            buf = io.BytesIO()
+            image.convert("RGB").save(buf, "JPEG", quality=85)
+        atomic_write_bytes(target, buf.getvalue(), durable=False)
+    return target
 
 
 ROUTES = [

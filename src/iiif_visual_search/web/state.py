@@ -4,8 +4,12 @@ checks of query parameters, which answer 400 with the reason."""
 from __future__ import annotations
 
 import json
+import logging
+import shutil
+import tempfile
 import threading
 import time
+from pathlib import Path
 from urllib.parse import unquote
 from collections.abc import Callable
 from typing import Any
@@ -15,15 +19,18 @@ from starlette.responses import JSONResponse
 
 from ..catalogue import Catalogue
 from ..config import Settings
+from ..files import is_writable_dir
 from ..embed.models import MODEL_NAMES, EmbedderUnavailable
 from ..iiif.common import Urls
-from ..index.text import TextIndex, open_text_index
+from ..index.model_choice import unknown_model_message
+from ..index.text import TEXT_INDEX_NAME, TextIndex, open_text_index
 from ..index.vectors import list_models
 from .errors import ApiError
 from .options import ServeOptions
 from .store import Store
 
 DEFAULT_MODEL = "siglip"
+log = logging.getLogger("iiif_visual_search.web")
 
 
 class JsonLd(JSONResponse):
@@ -45,9 +52,20 @@ class State:
         self.settings = settings
         self.options = options
         self.urls = Urls(settings.base_url)
-        self.catalogue = Catalogue(settings.catalogue_path)
-        self.store = Store(self.catalogue)
-        self.text: TextIndex = open_text_index(settings.data_dir, hidden_classes=settings.hidden_classes)
+        self.read_only = options.read_only or not is_writable_dir(settings.data_dir)
+        # Where the service writes: the data dir, or elsewhere when that is read-only.
+        self.cache_dir = settings.data_dir
+        if self.read_only:
+            self.cache_dir = Path(options.cache_dir) if options.cache_dir else Path(
+                tempfile.mkdtemp(prefix="ivs-serve-"))
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            published = settings.data_dir / TEXT_INDEX_NAME
+            if published.is_file() and not (self.cache_dir / TEXT_INDEX_NAME).exists():
+                shutil.copyfile(published, self.cache_dir / TEXT_INDEX_NAME)  # else it is built at start-up
+            log.info("data dir %s is served read-only; writing to %s", settings.data_dir, self.cache_dir)
+        self.catalogue = Catalogue(settings.catalogue_path, read_only=self.read_only)
+        self.store = Store(self.catalogue, self.urls)
+        self.text: TextIndex = open_text_index(self.cache_dir, hidden_classes=settings.hidden_classes)
         self._synced_at = 0.0
         self._sync_lock = threading.Lock()
         self._similar_backend = similar_backend
@@ -85,8 +103,7 @@ class State:
             model = str(kwargs.get("model"))
             indexed = sorted({n for d in list_models(self.settings.data_dir) for n in (d.name, d.key)})
             if model not in MODEL_NAMES and model not in indexed:
-                raise ApiError(400, f"unknown model {model!r}; indexed here: {', '.join(indexed) or 'none'}") \
-                    from None
+                raise ApiError(400, unknown_model_message(model, self.settings.data_dir)) from None
             raise ApiError(503, f"no vector index for model {model!r} yet: run 'ivs embed' and 'ivs index'") \
                 from None
         except KeyError as exc:

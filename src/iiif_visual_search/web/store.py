@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
+from urllib.parse import unquote
 
 from ..catalogue import Catalogue
-from ..iiif.common import RegionView, language_map
+from ..iiif.common import RegionView, Urls, language_map
+from ..iiif.local_books import LocalCanvas, is_http
 from ..index.text import is_noise
+from .local_books import is_local_book, local_image_file
+
+_PUBLIC_CANVAS = re.compile(r"(?P<manifest>[^/]+)/canvas/(?P<canvas>[^/#]+)")
 
 _REGION_SELECT = """
 SELECT r.*, c.uri AS canvas_uri, c.position AS canvas_position, c.width AS canvas_width,
        c.height AS canvas_height, c.image_service, c.image_service_version, c.image_width, c.image_height,
-       m.uri AS manifest_uri, m.label AS manifest_label, ri.path AS image_path,
+       m.uri AS manifest_uri, m.label AS manifest_label, m.url AS manifest_url, c.image_url AS canvas_image_url,
+       ri.path AS image_path,
        COALESCE(lm.label, lo.label) AS label,
        CASE WHEN lm.label IS NOT NULL THEN 'manual' WHEN lo.label IS NOT NULL THEN 'model' END AS label_source,
        CASE WHEN lm.label IS NOT NULL THEN lm.probability ELSE lo.probability END AS probability
@@ -30,12 +38,33 @@ LEFT JOIN label lo ON lo.region_id = r.id AND lo.source = 'model'
 
 
 class Store:
-    def __init__(self, catalogue: Catalogue) -> None:
+    """``urls``: with it, regions of books ingested from local files name their canvases and page images by
+    our http URLs (``iiif.local_books``), never by ``file:`` URLs or paths."""
+
+    def __init__(self, catalogue: Catalogue, urls: Urls | None = None) -> None:
         self.catalogue = catalogue
+        self.urls = urls
         # manifest id → (fetched_at, label as a language map): read from the stored source JSON once per
         # version of the manifest, because the catalogue's label column is flat text.
         self._labels: dict[str, tuple[float, dict[str, list[str]] | None]] = {}
         self._labels_lock = threading.Lock()
+
+    def _view(self, row: sqlite3.Row) -> RegionView:
+        view = RegionView.from_row(row)
+        if self.urls is None or not is_local_book(row["manifest_url"]):
+            return view
+        changes: dict[str, Any] = {}
+        if not is_http(view.canvas_uri):
+            changes["canvas_uri"] = self.urls.canvas(view.manifest_id, row["canvas_id"])
+        if not is_http(view.image_service) and local_image_file(row["manifest_url"], row["canvas_image_url"]):
+            changes.update(image_service=self.urls.image_service(row["canvas_id"], 3), image_service_version=3)
+        return replace(view, **changes)
+
+    def local_canvases(self, manifest_id: str, manifest_url: str) -> dict[str, LocalCanvas]:
+        """A local book's canvases by their stored ids, saying which paint a local image we serve."""
+        return {r["uri"]: LocalCanvas(r["id"], local_image_file(manifest_url, r["image_url"]) is not None)
+                for r in self.catalogue.query("SELECT id, uri, image_url FROM canvas WHERE manifest_id=?",
+                                              (manifest_id,))}
 
     def label_maps(self) -> dict[str, dict[str, list[str]] | None]:
         """Every live manifest's label with its languages (``{"de": [...]}`` stays German)."""
@@ -58,7 +87,7 @@ class Store:
     def _views(self, rows: Sequence[sqlite3.Row]) -> list[RegionView]:
         labels = self.label_maps() if rows else {}
         return [dataclasses.replace(v, manifest_label_map=labels.get(v.manifest_id))
-                for v in map(RegionView.from_row, rows)]
+                for v in map(self._view, rows)]
 
     def manifest(self, ref: str) -> sqlite3.Row | None:
         row = self.catalogue.find_manifest(ref)
@@ -76,9 +105,19 @@ class Store:
             "SELECT * FROM canvas WHERE manifest_id=? AND position=?", (manifest_id, position))
 
     def canvases_by_uri(self, uri: str) -> list[sqlite3.Row]:
+        """Canvases by their id, or by the id we published for a local book's canvas (``Urls.canvas``)."""
+        rows = self.catalogue.query(
+            "SELECT c.*, m.url AS manifest_url FROM canvas c JOIN manifest m ON m.id = c.manifest_id "
+            "WHERE c.uri=? AND m.status='ok'", (uri,))
+        if rows or self.urls is None or not uri.startswith(self.urls.base + "/iiif/"):
+            return rows
+        match = _PUBLIC_CANVAS.fullmatch(uri[len(self.urls.base) + len("/iiif/"):])
+        if match is None:
+            return []
         return self.catalogue.query(
-            "SELECT c.* FROM canvas c JOIN manifest m ON m.id = c.manifest_id WHERE c.uri=? AND m.status='ok'",
-            (uri,))
+            "SELECT c.*, m.url AS manifest_url FROM canvas c JOIN manifest m ON m.id = c.manifest_id "
+            "WHERE c.id=? AND c.manifest_id=? AND m.status='ok'",
+            (unquote(match["canvas"]), unquote(match["manifest"])))
 
     def canvas_regions(self, canvas_id: str, include_noise: bool = False) -> list[RegionView]:
         rows = self.catalogue.query(

@@ -21,7 +21,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from .errors import error_response
+from .security import VIEWER_POLICY
+
 BUNDLE_NAME = "mirador-find-similar.viewer.js"
+STATIC = Path(__file__).resolve().parent / "static"
 
 # Mirador 4.0.0 lists only commenting/tagging/painting in its annotation panel unless told otherwise. The
 # service's regions are `commenting` (stock Mirador shows them); the rest are for find-similar hits
@@ -49,63 +53,13 @@ _PAGE = """<!DOCTYPE html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>iiif-visual-search viewer</title>
-<style>html, body {{ margin: 0; height: 100%; }} #viewer {{ position: absolute; inset: 0; }}</style>
+<link rel="stylesheet" href="viewer/viewer.css">
 </head>
 <body>
 <div id="viewer"></div>
+<script id="ivs-viewer-settings" type="application/json">{settings}</script>
 <script src="{bundle_url}"></script>
-<script>
-(async function () {{
-  const settings = {settings};
-  const params = new URLSearchParams(location.search);
-  const endpoint = settings.endpoint || location.href.replace(/\\/viewer\\/?([?#].*)?$/, '');
-  let manifests = [];
-  try {{
-    const collection = await (await fetch(endpoint + '/collection')).json();
-    manifests = (collection.items || collection.manifests || [])
-      .map((m) => m.id || m['@id']).filter(Boolean);
-  }} catch (e) {{
-    console.error('could not read the collection', e);
-  }}
-  const first = params.get('manifest') || manifests[0];
-  const start = first ? {{ manifestId: first }} : null;
-  const canvasId = params.get('canvas');
-  const box = (params.get('xywh') || '').split(',').map(Number);
-  if (start && canvasId) {{
-    start.canvasId = canvasId;
-    if (box.length === 4 && box.every((n) => Number.isFinite(n) && n >= 0) && box[2] > 0 && box[3] > 0) {{
-      const xywh = box.map(Math.round);
-      start.findSimilarHighlight = {{ canvasId, id: 'link', xywh }};
-      // Open on the region with some page around it, as a reader expects from a link to a picture.
-      start.initialViewerConfig = {{ x: xywh[0] + xywh[2] / 2, y: xywh[1] + xywh[3] / 2,
-        zoom: 1 / (2.2 * Math.max(xywh[2], xywh[3])) }};
-    }}
-  }}
-  window.miradorInstance = MiradorFindSimilar.viewer({{
-    id: 'viewer',
-    language: params.get('lang') || settings.language,
-    annotations: {{ filteredMotivations: settings.filteredMotivations, htmlSanitizationRuleSet: 'iiif' }},
-    catalog: manifests.map((manifestId) => ({{ manifestId }})),
-    windows: start ? [start] : [],
-    window: {{ sideBarOpen: false }},
-    workspace: {{ type: 'mosaic' }},
-    findSimilar: {{
-      endpoint,
-      model: params.get('model') || settings.model,
-      models: settings.models,
-      k: Number(params.get('k')) || settings.k,
-      classes: settings.classes,
-    }},
-  }});
-  if (params.get('class')) {{
-    // the class filter is a per-window panel choice; start every window with it
-    const store = window.miradorInstance.store;
-    store.getState().workspace.windowIds.forEach((windowId) => store.dispatch({{
-      type: 'mirador-find-similar/SET_OPTIONS', windowId, options: {{ classFilter: params.get('class') }},
-    }}));
-  }}
-}})();
-</script>
+<script src="viewer/boot.js"></script>
 </body>
 </html>
 """
@@ -145,19 +99,27 @@ def viewer_routes(*, base_url: str = "", models: Sequence[str] = (), default_mod
         if bundle_path() is None:
             return HTMLResponse(_MISSING.format(name=BUNDLE_NAME), status_code=503)
         lang = request.query_params.get("lang") or language
-        # </ cannot close the script element from inside the JSON
-        settings_json = json.dumps(settings).replace("</", "<\\/")
+        # No "<" at all in the JSON data block: neither </script> nor <!-- can end it early.
+        settings_json = json.dumps(settings).replace("<", "\\u003c")
         html = _PAGE.format(lang=escape(lang.split("-")[0]), bundle_url=f"viewer/{BUNDLE_NAME}",
                             settings=settings_json)
-        return HTMLResponse(html)
+        return HTMLResponse(html, headers={"Content-Security-Policy": VIEWER_POLICY})
 
     async def script(request: Request) -> Response:
         path = bundle_path()
         if path is None:
-            return Response("viewer bundle not built", status_code=404, media_type="text/plain")
+            return error_response(404, "viewer bundle not built")
         return FileResponse(path, media_type="text/javascript")
+
+    async def boot(request: Request) -> Response:
+        return FileResponse(STATIC / "viewer-boot.js", media_type="text/javascript")
+
+    async def stylesheet(request: Request) -> Response:
+        return FileResponse(STATIC / "viewer.css", media_type="text/css")
 
     return [
         Route("/viewer", page, methods=["GET"]),
         Route(f"/viewer/{BUNDLE_NAME}", script, methods=["GET"]),
+        Route("/viewer/boot.js", boot, methods=["GET"]),
+        Route("/viewer/viewer.css", stylesheet, methods=["GET"]),
     ]

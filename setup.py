@@ -1,0 +1,67 @@
+"""One packaging step beyond pyproject.toml: the built viewer (Mirador + the find-similar plugin, one script)
+ships inside the package, so that ``pip install`` + ``ivs serve`` gives a working ``/viewer`` without npm.
+
+The bundle is built from ``viewer-plugin/`` with npm when it is missing, copied into the sdist's package
+folder (``web/static/``) and from there into the wheel; ``web/viewer.py`` finds it there. A build without npm
+and without a built bundle still succeeds, with a warning, and ``/viewer`` then says how to build it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+from setuptools.command.sdist import sdist
+
+ROOT = Path(__file__).resolve().parent
+BUNDLE = "mirador-find-similar.viewer.js"
+STATIC = Path("iiif_visual_search") / "web" / "static"
+PLUGIN = ROOT / "viewer-plugin"
+
+
+def viewer_bundle() -> Path | None:
+    """The built bundle: in the package folder (an unpacked sdist), else built from viewer-plugin/."""
+    packaged = ROOT / "src" / STATIC / BUNDLE
+    if packaged.is_file():
+        return packaged
+    built = PLUGIN / "dist" / BUNDLE
+    if not built.is_file() and (PLUGIN / "package.json").is_file() and shutil.which("npm") \
+            and os.environ.get("IVS_SKIP_VIEWER_BUILD") != "1":
+        print("building the viewer bundle (npm run build in viewer-plugin/)", file=sys.stderr)
+        if not (PLUGIN / "node_modules").is_dir():
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PLUGIN, check=True)
+        subprocess.run(["npm", "run", "build"], cwd=PLUGIN, check=True)
+    if built.is_file():
+        return built
+    print(f"warning: no {BUNDLE} (npm not found?): /viewer will ask for it to be built", file=sys.stderr)
+    return None
+
+
+class BuildPyWithViewer(build_py):
+    def run(self) -> None:
+        super().run()
+        bundle = viewer_bundle()
+        if bundle is None or getattr(self, "editable_mode", False):
+            return  # an editable install finds viewer-plugin/dist/ in the checkout itself
+        target = Path(self.build_lib) / STATIC / BUNDLE
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(bundle, target)
+
+
+class SdistWithViewer(sdist):
+    def make_release_tree(self, base_dir: str, files: list[str]) -> None:
+        super().make_release_tree(base_dir, files)
+        bundle = viewer_bundle()
+        if bundle is not None:
+            target = Path(base_dir) / "src" / STATIC / BUNDLE
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(bundle, target)
+
+
+setup(cmdclass={"build_py": BuildPyWithViewer, "sdist": SdistWithViewer})
