@@ -25,6 +25,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "fetch": "commands.fetch_cmd:fetch",
     "demo": "commands.demo_cmd:demo",
     "serve": "commands.serve_cmd:serve",
+    "sync": "commands.sync_cmd:sync",
 }
 
 
