@@ -3,6 +3,13 @@ alone and re-ranked by local features (global and descriptor-voted candidates, t
 verification, as ``find_similar`` does), and the latency of one query over ``--gallery`` regions.
 
     .venv/bin/python bench/fingerprint.py [--seeds 42 7] [--windows 200] [--distractors 1505] [--gallery 10000]
+    nice -n 19 .venv/bin/python bench/fingerprint.py --many 100000 --workdir /tmp/fp-many   # resumable
+
+``--many N``: the 174 crops queried among themselves plus N page windows, through the on-disk path
+``find_similar`` takes (keypoint records in ``features.bin``, the keypoint index built by
+``update_keypoint_index`` and read memory-mapped by ``search_keypoints``), with the per-query latency of
+global search + votes + verification. The windows' features are kept in ``--workdir``, so a larger N
+later extends a smaller run instead of starting over.
 
 Sets: the 174 real crops of tests/real_crops.py; random page windows (a different distribution: whole-page
 PNG/JPEG/TIFF of DTA, Gallicorpora, OCR-D Kant and Indian ferns, BnF thumbnails); and the crops queried
@@ -161,6 +168,109 @@ def _touch(store: lf.LocalFeatureStore) -> Path:
     return store.path
 
 
+WINDOWS_PER_PAGE = 64   # consecutive windows cut from one page (decoded once), then the next page
+
+
+def _pages() -> list[Path]:
+    from real_crops import DATA
+
+    return sorted(DATA.glob("dta-printedbooklayout/*.png")) + sorted(DATA.glob("gallicorpora-incunabula/*.jpg")) \
+        + sorted(DATA.glob("ocrd-kant-1784/*.tif")) + sorted(DATA.glob("ocrd-indian-ferns/*.tif")) \
+        + sorted(DATA.glob("bnf-abbyy-alto-thumbs/D/*.jpg"))
+
+
+def window(page: Image.Image, i: int) -> Image.Image:
+    """Window ``i`` of the many-distractor set: its own seeded size and place on ``page``."""
+    rng = np.random.default_rng([1234, i])
+    w, h = int(page.width * rng.uniform(0.15, 0.5)), int(page.height * rng.uniform(0.08, 0.4))
+    x, y = int(rng.integers(0, page.width - w)), int(rng.integers(0, page.height - h))
+    im = page.crop((x, y, x + w, y + h))
+    im.thumbnail((512, 512), Image.Resampling.LANCZOS)
+    return im
+
+
+def grow_gallery(workdir: Path, crops: list[Image.Image], n: int, emb: FingerprintEmbedder, batch: int = 256) -> int:
+    """Rows 0..len(crops)-1 are the crops, then ``n`` windows: keypoint records in ``features.bin``, global
+    vectors in ``global.f32``, both appended from where an earlier run stopped. Returns the row count."""
+    store = lf.LocalFeatureStore(workdir)
+    vec_path = workdir / "global.f32"
+    dim = emb.embed_images(crops[:1]).shape[1]
+    have = min(len(store), (vec_path.stat().st_size // (4 * dim)) if vec_path.exists() else 0)
+    if have < len(crops):
+        have = 0
+    store.dir.mkdir(parents=True, exist_ok=True)
+    with open(vec_path, "ab") as fh:
+        fh.truncate(have * 4 * dim)
+    pages, cache = _pages(), {}
+    total, t0, start = len(crops) + n, time.perf_counter(), have
+    while have < total:
+        rows = range(have, min(total, have + batch))
+        images = []
+        for r in rows:
+            if r < len(crops):
+                images.append(crops[r])
+                continue
+            i = r - len(crops)
+            path = pages[(i // WINDOWS_PER_PAGE) % len(pages)]
+            if path not in cache:
+                with Image.open(path) as page:
+                    cache.clear()
+                    cache[path] = page.convert("RGB")
+            images.append(window(cache[path], i))
+        store.write_at(have, emb.extract_local(images))
+        with open(vec_path, "ab") as fh:
+            fh.write(np.ascontiguousarray(emb.embed_images(images), dtype=np.float32).tobytes())
+        have = rows.stop
+        el = time.perf_counter() - t0
+        print(f"  gallery rows {have}/{total} ({(have - start) / el:.1f}/s, {el:.0f} s)", flush=True)
+    return total
+
+
+def many(crops: list[Image.Image], n: int, seeds: list[int], emb: FingerprintEmbedder, workdir: Path) -> None:
+    """Top-k of the crops' augmented copies among the crops plus ``n`` windows, the way ``find_similar``
+    runs one query: global top ``RERANK_CANDIDATES`` (exact, over every row), ``VOTED_CANDIDATES`` from the
+    memory-mapped keypoint index, their records read from disk and verified."""
+    import resource
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    total = grow_gallery(workdir, crops, n, emb)
+    t = time.perf_counter()
+    faiss.omp_set_num_threads(2)
+    built = update_keypoint_index(workdir, rows_limit=total)
+    kp_bytes = (workdir / "local" / "keypoints.faiss").stat().st_size
+    print(f"keypoint index over {total} regions: {built}, updated in {time.perf_counter() - t:.0f} s, "
+          f"{kp_bytes / 2**20:,.0f} MiB on disk ({kp_bytes / total / 1024:.1f} KiB per region)", flush=True)
+    store = lf.LocalFeatureStore(workdir)
+    gallery = np.fromfile(workdir / "global.f32", dtype=np.float32).reshape(total, -1)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kp = search_keypoints(workdir)
+    faiss.omp_set_num_threads(1)
+    m = len(crops)
+    for seed in seeds:
+        queries = augment_all(crops, seed)
+        qv, ql = emb.embed_images(queries), emb.extract_local(queries)
+        plain, reranked, times = [], [], []
+        for i in range(m):
+            t0 = time.perf_counter()
+            scores = gallery @ qv[i]
+            top = np.argpartition(-scores, RERANK_CANDIDATES)[:RERANK_CANDIDATES]
+            top = top[np.argsort(-scores[top], kind="stable")]
+            voted = kp.votes(ql[i], VOTED_CANDIDATES)[0]
+            cand = shortlist(top, voted)
+            new = verify(ql[i], store.read(cand), scores[cand])[0]
+            times.append(time.perf_counter() - t0)
+            plain.append(int((scores > scores[i]).sum()))
+            hit = np.flatnonzero(cand == i)
+            reranked.append(int((new > new[hit[0]]).sum()) if len(hit) else 10**9)
+        fmt = lambda r: " ".join(f"top{k}={np.mean(np.asarray(r) < k):.3f}" for k in (1, 5, 10, 50))  # noqa: E731
+        print(f"crops among {total} regions, seed {seed}: global {fmt(plain)}; reranked {fmt(reranked)}; "
+              f"query (global + votes + verification, one thread) p50 {np.median(times) * 1e3:.0f} ms, "
+              f"p95 {np.percentile(times, 95) * 1e3:.0f} ms", flush=True)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"max RSS {rss / 1e6:.2f} GB (before the queries {rss0 / 1e6:.2f} GB; the mapped keypoint index counts "
+          "only as far as its pages were touched, and they are page cache)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[42, 7])
@@ -168,6 +278,9 @@ def main() -> None:
     ap.add_argument("--distractors", type=int, default=1505,
                     help="page windows added to the crops' gallery (0: the plain protocol only)")
     ap.add_argument("--gallery", type=int, default=10_000, help="regions for the latency run (0: none)")
+    ap.add_argument("--many", type=int, default=0,
+                    help="only the crops among this many page windows, on disk (the other runs are skipped)")
+    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "ivs-fingerprint-many")
     args = ap.parse_args()
     import cv2
 
@@ -176,6 +289,9 @@ def main() -> None:
 
     emb = FingerprintEmbedder()
     crops = [im for _, im in real_crops()]
+    if args.many:
+        many(crops, args.many, args.seeds, emb, args.workdir)
+        return
     protocol("real crops", crops, args.seeds, emb)
     windows = page_windows(max(args.windows, args.distractors))
     windows_local = emb.extract_local(windows)

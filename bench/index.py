@@ -40,6 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+from iiif_visual_search.index import kinds as K  # noqa: E402
 from iiif_visual_search.index import vectors as V  # noqa: E402
 
 GEN_CHUNK = 50_000
@@ -148,7 +149,7 @@ def main() -> None:
     args = ap.parse_args()
     efs = [int(v) for v in args.ef.split(",")]
     # Our VectorIndex builds with the module's parameters; the flags override them for this run.
-    V.HNSW_M, V.HNSW_EF_CONSTRUCTION = args.m, args.ef_construction
+    K.HNSW_M, K.HNSW_EF_CONSTRUCTION = args.m, args.ef_construction
 
     print(f"bench/index.py  {time.strftime('%Y-%m-%d %H:%M')}  {platform.node()}  {os.cpu_count()} CPUs  "
           f"faiss {faiss.__version__}  OMP threads {faiss.omp_get_max_threads()}  "
@@ -174,7 +175,7 @@ def main() -> None:
             ix = V.VectorIndex(Path(tmp), args.dim, threshold=0)
             t0 = time.perf_counter()
             first = min(args.chunk, args.n)
-            ix.rebuild(list(range(first)), base[:first])  # threshold 0: an HNSW index from the first chunk
+            ix.rebuild(list(range(first)), base[:first], kind="hnsw")  # an HNSW index from the first chunk
             for c0 in range(first, args.n, args.chunk):
                 c1 = min(args.n, c0 + args.chunk)
                 ix.add(range(c0, c1), base[c0:c1], save=False)

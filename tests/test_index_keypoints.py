@@ -89,3 +89,18 @@ def test_ivf_index_past_the_threshold_and_retrained_as_it_grows(tmp_path, monkey
     kp = search_keypoints(tmp_path)
     assert kp.meta.kind == "ivf" and kp.meta.trained_on > trained
     assert _found(kp, queries) >= N - 1
+
+
+def test_queries_read_the_index_memory_mapped_with_the_same_votes(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """The service's copy (``search_keypoints``) maps the file instead of reading it into memory, flat or
+    IVF, and votes exactly as a private copy does; adding to a mapped index works on a private copy."""
+    records, queries = _data()
+    monkeypatch.setattr(kpi, "IVF_THRESHOLD", 2_000)
+    _write(tmp_path, records)
+    update_keypoint_index(tmp_path, rows_limit=10)
+    mapped, private = search_keypoints(tmp_path), KeypointIndex(tmp_path / "local", threshold=2_000)
+    assert mapped.mapped and not private.mapped and mapped.meta.kind == "ivf"
+    assert all(np.array_equal(mapped.votes(q, 5)[0], private.votes(q, 5)[0]) for q in queries)
+    kp = KeypointIndex(tmp_path / "local", threshold=2_000, mmap=True)
+    assert kp.add(10, records[10:], save=True) == int(records["count"][10:].sum())
+    assert not kp.mapped and _found(search_keypoints(tmp_path), queries) >= N - 1

@@ -68,21 +68,29 @@ def embed(ctx: click.Context, model: str, device: str | None, precision: str, ba
 @click.command("index")
 @click.option("--model", "-m", default="siglip", show_default=True, help="Model name or stored vector-set key")
 @click.option("--compact", is_flag=True, help="Rebuild from the live rows, dropping tombstones")
+@click.option("--kind", type=click.Choice(["auto", "flat", "hnsw", "hnsw-sq8", "ivf-pq"]), default=None,
+              help="Rebuild as this index kind and keep it (auto: chosen by size and memory, the default for a "
+                   "new index; env IVS_INDEX_MEMORY_GB)")
+@click.option("--recall", type=click.FloatRange(0.5, 1.0), default=None,
+              help="recall@10 the search effort is calibrated for (default 0.99; lower is faster)")
 @click.pass_context
-def index(ctx: click.Context, model: str, compact: bool) -> None:
-    """Bring MODEL's FAISS index up to date with the catalogue (incremental unless --compact)."""
-    from ..embed.models import model_key
+def index(ctx: click.Context, model: str, compact: bool, kind: str | None, recall: float | None) -> None:
+    """Bring MODEL's FAISS index up to date with the catalogue (incremental unless --compact or --kind)."""
     from ..embed.run import update_indexes
     from ..index.vectors import VectorStore
 
     settings = settings_from(ctx)
     lower_priority()
     catalogue = open_catalogue(settings)
-    try:
-        store = VectorStore(settings.data_dir, model_key(model), catalogue)
+    try:  # VectorStore takes a stored key as it is and maps a model name to its key
+        store = VectorStore(settings.data_dir, model, catalogue)
     except FileNotFoundError as e:
         raise click.ClickException(str(e)) from e
-    click.echo(json.dumps({"model": store.key, **update_indexes(store, compact=compact)}))
+    try:
+        stats = update_indexes(store, compact=compact, kind=kind, recall=recall)
+    except ValueError as e:  # a kind that cannot be built from so few vectors
+        raise click.ClickException(str(e)) from e
+    click.echo(json.dumps({"model": store.key, **stats}))
 
 
 @click.command()

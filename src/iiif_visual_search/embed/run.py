@@ -82,10 +82,11 @@ def update_keypoint_index(store, compact: bool = False) -> dict[str, int | str] 
                   rows_limit=len(store.file), compact=compact)
 
 
-def update_indexes(store, compact: bool = False) -> dict[str, Any]:  # noqa: ANN001 - VectorStore
-    """Every search index of a vector set brought up to date: the FAISS vector index and, for the
-    fingerprint, its keypoint index. Returns the statistics of both."""
-    stats: dict[str, Any] = dict(store.update_index(compact=compact))
+def update_indexes(store, compact: bool = False, **vector_index: Any) -> dict[str, Any]:  # noqa: ANN001
+    """Every search index of a vector set (a VectorStore) brought up to date: the FAISS vector index (with
+    ``vector_index`` options: kind, recall) and, for the fingerprint, its keypoint index. Returns the
+    statistics of both."""
+    stats: dict[str, Any] = dict(store.update_index(compact=compact, **vector_index))
     if (keypoints := update_keypoint_index(store, compact=compact)) is not None:
         stats["keypoints"] = keypoints
     return stats

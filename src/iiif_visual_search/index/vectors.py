@@ -5,10 +5,14 @@ Layout under ``data_dir/vectors/<model-key>/``:
 - ``vectors.f32``      append-only float32 rows (row r at byte offset r·dim·4); the catalogue's
                        ``embedding(region_id, model, row)`` maps regions to rows. Rows not referenced by the
                        catalogue (a crash between the append and the commit, a re-embedded region) are ignored;
-- ``index.faiss``      IndexIDMap2 over IndexFlatIP (below ``HNSW_THRESHOLD`` rows) or IndexHNSWFlat(inner
-                       product); FAISS ids are the rows, so a region keeps its id across adds and rebuilds;
-- ``index.json``       index metadata: kind, row count, tombstoned rows (deleted regions filtered at query time).
-Index files are written atomically: temp file, fsync, rename, fsync of the directory.
+- ``index.faiss``      IndexIDMap2 over one of the kinds of ``index/kinds.py`` (exact, HNSW, HNSW-SQ8, IVF-PQ),
+                       chosen by size and memory; FAISS ids are the rows, so a region keeps its id across adds
+                       and rebuilds. The quantised kinds re-rank their candidates from ``vectors.f32``;
+- ``index.json``       the index descriptor: kind (and whether it was forced), row count, tombstoned rows
+                       (deleted regions filtered at query time), and the search effort (efSearch or nprobe)
+                       calibrated at build time for a recall@10 target, with the recall measured there.
+Index files are written atomically: temp file, fsync, rename, fsync of the directory. Descriptors written
+before calibration existed (kind, count, dim, tombstones only) load as they are, at the default efSearch.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import json
 import os
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import faiss
@@ -25,20 +29,28 @@ import numpy as np
 
 from ..embed.models import ModelDescriptor
 from ..files import atomic_write, atomic_write_bytes
+from . import calibrate as cal
+from . import kinds
+from .kinds import AUTO, HNSW_EF_CONSTRUCTION, HNSW_M, HNSW_THRESHOLD, KINDS  # noqa: F401 - re-exported
 
-HNSW_THRESHOLD = 20_000   # below this many rows exact search is fast enough (< 2 ms at 768-d) and exact
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 64
-# Per index: VectorIndex(ef_search=...); per query: search(ef_search=...); per process: this variable.
+HNSW_EF_SEARCH = 64       # efSearch of an index built before calibration, when nothing else names one
+RERANK = 10               # quantised kinds: candidates re-scored exactly per hit asked for (at least 100),
+                          # raised by calibration where the codes are too coarse for the recall target
+ADD_CHUNK = 50_000        # vectors per add() while building
+# Per query: search(ef_search=...); per index: VectorIndex(ef_search=...); per process: this variable;
+# else the efSearch calibrated when the index was built.
 EF_SEARCH_ENV = "IVS_HNSW_EF_SEARCH"
 
 
 def default_ef_search() -> int:
     """efSearch when neither the index nor the query names one: ``IVS_HNSW_EF_SEARCH`` or ``HNSW_EF_SEARCH``."""
+    return _env_ef_search() or HNSW_EF_SEARCH
+
+
+def _env_ef_search() -> int | None:
     value = os.environ.get(EF_SEARCH_ENV, "").strip()
     if not value:
-        return HNSW_EF_SEARCH
+        return None
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{EF_SEARCH_ENV} must be a positive integer, got {value!r}")
     return int(value)
@@ -112,14 +124,27 @@ class VectorFile:
 
 @dataclass
 class IndexMeta:
-    kind: str = "flat"          # flat | hnsw
+    kind: str = "flat"          # one of kinds.KINDS
     count: int = 0              # rows in the FAISS index (including tombstoned)
     tombstones: list[int] = field(default_factory=list)
     dim: int = 0
+    forced: bool = False        # kind named by ``ivs index --kind``: never changed automatically
+    ef_search: int | None = None   # HNSW kinds: efSearch calibrated at build time
+    nprobe: int | None = None      # IVF kinds: nprobe calibrated at build time
+    recall: float | None = None    # recall@10 measured at that effort on a sample of the index's own vectors
+    recall_target: float | None = None
+    calibrated_on: int = 0      # rows in the index when it was calibrated
+    rerank: int | None = None   # quantised kinds: candidates re-scored exactly per hit asked for
+
+    @classmethod
+    def from_dict(cls, m: dict) -> IndexMeta:
+        known = {k: m[k] for k in cls.__dataclass_fields__ if k in m}  # older descriptors lack the new keys
+        return cls(**{**known, "tombstones": list(m.get("tombstones", []))})
 
     def to_json(self) -> str:
-        return json.dumps({"kind": self.kind, "count": self.count, "dim": self.dim,
-                           "tombstones": sorted(self.tombstones)})
+        out = asdict(self)
+        out["tombstones"] = sorted(self.tombstones)
+        return json.dumps(out)
 
 
 @dataclass(frozen=True)
@@ -129,30 +154,39 @@ class SearchHit:
 
 
 class VectorIndex:
-    """One FAISS index of one model's rows, with tombstones. Reads are thread-safe; writers are serialised."""
+    """One FAISS index of one model's rows, with tombstones. Reads are thread-safe; writers are serialised.
+
+    The kind is chosen by ``kinds.choose_kind`` when the index is (re)built, unless one is named; approximate
+    kinds are calibrated then (``index/calibrate.py``) for ``recall`` (default 0.99 recall@10)."""
 
     def __init__(self, directory: Path, dim: int, *, threshold: int = HNSW_THRESHOLD, mmap: bool = True,
                  ef_search: int | None = None) -> None:
         self.dir = Path(directory)
         self.dim = dim
         self.threshold = threshold
-        self.ef_search = ef_search or default_ef_search()
+        self._ef_override = ef_search or _env_ef_search()
         self.index_path = self.dir / "index.faiss"
         self.meta_path = self.dir / "index.json"
+        self.vectors_path = self.dir / "vectors.f32"
         self._lock = threading.RLock()
         self.meta = IndexMeta(dim=dim)
         self.index: faiss.Index | None = None
         self._mapped = False
+        self._rows_map: np.memmap | None = None
         if self.index_path.exists() and self.meta_path.exists():
-            m = json.loads(self.meta_path.read_text())
-            self.meta = IndexMeta(kind=m["kind"], count=m["count"], tombstones=list(m["tombstones"]), dim=m["dim"])
+            self.meta = IndexMeta.from_dict(json.loads(self.meta_path.read_text()))
             self.index = self._read(mmap)
         self._dead = set(self.meta.tombstones)
+
+    @property
+    def ef_search(self) -> int:
+        """efSearch of plain queries: named for this index or process, else calibrated, else the old default."""
+        return self._ef_override or self.meta.ef_search or HNSW_EF_SEARCH
 
     def _read(self, mmap: bool) -> faiss.Index:
         path = str(self.index_path)
         if mmap:
-            # Flat and HNSW codes can be mapped instead of copied (faiss >= 1.8); fall back where not.
+            # Codes and graphs can be mapped instead of copied (faiss >= 1.8); fall back where not.
             try:
                 index = faiss.read_index(path, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
                 self._mapped = True
@@ -164,19 +198,10 @@ class VectorIndex:
 
     # --- building -------------------------------------------------------------------------------
 
-    def _new(self, kind: str) -> faiss.Index:
-        if kind == "hnsw":
-            inner = faiss.IndexHNSWFlat(self.dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-            inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            inner.hnsw.efSearch = self.ef_search
-        else:
-            inner = faiss.IndexFlatIP(self.dim)
-        return faiss.IndexIDMap2(inner)
-
     def _writable(self) -> faiss.Index:
         """The index, re-read privately if it is memory-mapped read-only (writes must not touch the map)."""
         if self.index is None:
-            self.index = self._new("flat")
+            self.index = kinds.new_index("flat", self.dim, 0)
             self.meta.kind = "flat"
         elif self._mapped:
             self.index = faiss.read_index(str(self.index_path))
@@ -225,18 +250,76 @@ class VectorIndex:
                 self.save()
             return len(new)
 
-    def rebuild(self, rows: Sequence[int], vectors: np.ndarray) -> None:
-        """Compact: a fresh index of exactly these rows (flat or HNSW by size), no tombstones."""
+    def choose_kind(self, n: int) -> str:
+        return kinds.choose_kind(n, self.dim, threshold=self.threshold)
+
+    def rebuild(self, rows: Sequence[int], vectors: np.ndarray, *, kind: str | None = None,
+                recall: float | None = None) -> None:
+        """Compact: a fresh index of exactly these rows, no tombstones, calibrated for ``recall``.
+
+        ``kind`` None or ``auto`` chooses by size and memory (``kinds.choose_kind``), and a kind forced
+        earlier stays; any other names one and forces it from now on."""
+        rows_arr = np.asarray(rows, dtype=np.int64)
+        vecs = np.asarray(vectors, dtype=np.float32).reshape(len(rows_arr), self.dim)
         with self._lock:
-            kind = "hnsw" if len(rows) >= self.threshold else "flat"
-            index = self._new(kind)
-            if len(rows):
-                index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(rows, dtype=np.int64))
+            recall = recall or self.meta.recall_target or cal.RECALL_TARGET
+            forced = kind not in (None, AUTO) or (kind is None and self.meta.forced)
+            chosen = (kind if kind not in (None, AUTO) else
+                      self.meta.kind if forced else self.choose_kind(len(rows_arr)))
+            if chosen == "ivf-pq" and len(rows_arr) < 256 * 4:
+                raise ValueError(f"an ivf-pq index needs at least {256 * 4} vectors to train on, got {len(rows_arr)}")
+            index = kinds.new_index(chosen, self.dim, len(rows_arr))
+            if n_train := kinds.training_sample(chosen, self.dim, len(rows_arr)):
+                pick = np.sort(np.random.default_rng(0).choice(len(rows_arr), n_train, replace=False))
+                index.train(np.ascontiguousarray(vecs[pick]))
+            out = cal.held_out(len(rows_arr))
+            keep = np.ones(len(rows_arr), dtype=bool)
+            keep[out] = False
+            for c0 in range(0, len(rows_arr), ADD_CHUNK):
+                part = slice(c0, c0 + ADD_CHUNK)
+                index.add_with_ids(np.ascontiguousarray(vecs[part][keep[part]]), rows_arr[part][keep[part]])
             self.index = index
             self._mapped = False
             self._dead = set()
-            self.meta = IndexMeta(kind=kind, count=int(index.ntotal), tombstones=[], dim=self.dim)
+            self.meta = IndexMeta(kind=chosen, count=int(index.ntotal), tombstones=[], dim=self.dim, forced=forced)
+            # Calibration reads from memory here: the vector file need not hold these rows in this order.
+            kept = np.flatnonzero(keep)
+            position = {int(r): i for i, r in enumerate(rows_arr)}
+            self._calibrate(vecs[out], rows_arr[kept], lambda rs: vecs[[position[int(r)] for r in rs]],
+                            target=recall)
+            if len(out):
+                index.add_with_ids(np.ascontiguousarray(vecs[out]), rows_arr[out])
+            self.meta.count = int(index.ntotal)
             self.save()
+
+    def _calibrate(self, queries: np.ndarray, rows: np.ndarray, read, *,  # noqa: ANN001 - rows → vectors
+                   target: float) -> None:
+        """Set the search effort (efSearch, nprobe) to the smallest that reaches ``target`` recall@10 for
+        ``queries``, vectors held out of the index whose rows are ``rows`` (``read(rows)``: their vectors)."""
+        self.meta.recall_target = target
+        if self.index is None or self.meta.kind == "flat":
+            return
+        if self.meta.kind == "ivf-pq":
+            nlist = faiss.extract_index_ivf(self.index).nlist
+            steps = tuple(s for s in cal.NPROBE_STEPS if s < nlist) + (nlist,)
+        else:
+            steps = cal.EF_STEPS
+
+        def search(q: np.ndarray, n: int, effort: int) -> np.ndarray:
+            return self._search_ids(q, n, effort, read)[1]
+
+        # Quantised kinds whose codes are too coarse for the target at any effort re-rank deeper.
+        for factor in (RERANK, 2 * RERANK, 4 * RERANK, 8 * RERANK) if kinds.reranked(self.meta.kind) else (None,):
+            self.meta.rerank = factor
+            result = cal.calibrate(queries, rows, read, search, steps, target=target)
+            if result.reached():
+                break
+        if self.meta.kind == "ivf-pq":
+            self.meta.nprobe = result.effort
+        else:
+            self.meta.ef_search = result.effort
+        self.meta.recall = round(result.recall, 4)
+        self.meta.calibrated_on = len(rows) + len(queries)
 
     def save(self) -> None:
         with self._lock:
@@ -249,26 +332,59 @@ class VectorIndex:
 
     # --- querying -------------------------------------------------------------------------------
 
+    def _file_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Float32 rows from ``vectors.f32`` through one memory map, remapped when the file has grown."""
+        size = self.vectors_path.stat().st_size // (4 * self.dim)
+        if self._rows_map is None or len(self._rows_map) < size:
+            self._rows_map = np.memmap(self.vectors_path, dtype=np.float32, mode="r", shape=(size, self.dim))
+        return np.asarray(self._rows_map[rows])
+
+    def _search_ids(self, q: np.ndarray, want: int, effort: int | None,
+                    read=None) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001 - rows → vectors
+        """(scores, row ids) of the top ``want`` per query at ``effort``; quantised kinds fetch ``RERANK``
+        times as many candidates and re-score them exactly from ``read`` (default: the vector file)."""
+        kind = self.meta.kind
+        depth = want
+        if kinds.reranked(kind):
+            read = read or (self._file_rows if self.vectors_path.exists() else None)
+            if read is not None:
+                depth = min(int(self.index.ntotal), max(100, (self.meta.rerank or RERANK) * want))
+        params = None
+        if kind in ("hnsw", "hnsw-sq8"):
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = max(effort or self.ef_search, depth)
+        elif kind == "ivf-pq":
+            params = faiss.SearchParametersIVF()
+            params.nprobe = effort or self.meta.nprobe or 16
+        scores, ids = (self.index.search(q, depth, params=params) if params is not None
+                       else self.index.search(q, depth))
+        if depth == want:
+            return scores, ids
+        # Exact scores of every candidate: one read of their rows, one batched product per query.
+        flat = ids[ids >= 0]
+        uniq, inverse = np.unique(flat, return_inverse=True)
+        vecs = np.asarray(read(uniq), dtype=np.float32)
+        exact = np.full(ids.shape, -np.inf, dtype=np.float32)
+        exact[ids >= 0] = np.einsum("ij,ij->i", vecs[inverse], np.repeat(q, (ids >= 0).sum(1), axis=0))
+        order = np.argsort(-exact, axis=1, kind="stable")[:, :want]
+        return np.take_along_axis(exact, order, 1), np.take_along_axis(ids, order, 1)
+
     def search(self, queries: np.ndarray, k: int, *, ef_search: int | None = None) -> list[list[SearchHit]]:
-        """Top ``k`` live rows per query, best first. Tombstoned rows are skipped, never returned."""
+        """Top ``k`` live rows per query, best first. Tombstoned rows are skipped, never returned.
+        ``ef_search`` overrides the effort for this query (efSearch; nprobe on an IVF index)."""
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if self.index is None or self.index.ntotal == 0 or k <= 0:
             return [[] for _ in range(len(q))]
         with self._lock:
             dead = self._dead
             want = min(int(self.index.ntotal), k + len(dead))
-            params = None
-            if self.meta.kind == "hnsw":
-                params = faiss.SearchParametersHNSW()
-                params.efSearch = max(ef_search or self.ef_search, want)
             # A few queries are faster on one thread: OpenMP's fork/join around IndexIDMap costs ~8 ms per
             # query on a busy 2-core machine (bench/search.py: 8 ms → 0.26 ms p50 at 20k × 768).
             threads = faiss.omp_get_max_threads()
             if len(q) < 16:
                 faiss.omp_set_num_threads(1)
             try:
-                scores, ids = (self.index.search(q, want, params=params) if params is not None
-                               else self.index.search(q, want))
+                scores, ids = self._search_ids(q, want, ef_search)
             finally:
                 faiss.omp_set_num_threads(threads)
         out: list[list[SearchHit]] = []
@@ -377,22 +493,46 @@ class VectorStore:
 
     # --- index ---------------------------------------------------------------------------------
 
-    def update_index(self, compact: bool = False) -> dict[str, int | str]:
+    def update_index(self, compact: bool = False, *, kind: str | None = None,
+                     recall: float | None = None) -> dict[str, int | str | float | None]:
         """Bring the index up to date with the catalogue: add new rows, tombstone rows of deleted or
-        re-embedded regions; rebuild when asked (``compact``) or when the exact index outgrows the threshold."""
+        re-embedded regions. Rebuild when asked (``compact``), when ``kind`` names another kind than the
+        index has (``auto``: the kind size and memory choose), when the collection has grown into a kind
+        further down ``kinds.KINDS`` (unless a kind was forced), and, for approximate kinds, when ``recall``
+        asks for another target or the index has doubled since it was calibrated: calibration needs vectors
+        held out of the index (``index/calibrate.py``), so it comes with a build. Doubling keeps the
+        rebuilds' total cost within twice that of one build."""
         live = self.live_rows()
         index = self.index
-        if compact or (index.meta.kind == "flat" and len(live) >= self.threshold):
+        m = index.meta
+        auto = index.choose_kind(len(live))
+        grown = not m.forced and kinds.rank(auto) > kinds.rank(m.kind)
+        switch = (kind == AUTO and (m.forced or auto != m.kind)) or \
+            (kind not in (None, AUTO) and (kind != m.kind or not m.forced))
+        stale = m.kind != "flat" and index.index is not None and (
+            (recall is not None and recall != m.recall_target)
+            or (m.calibrated_on > 0 and len(live) >= 2 * m.calibrated_on))
+        if compact or grown or switch or stale:
             rows = sorted(live)
-            index.rebuild(rows, self.file.read(rows))
-            return {"kind": index.meta.kind, "added": len(rows), "tombstoned": 0, "live": len(rows), "rebuilt": 1}
+            index.rebuild(rows, self.file.read(rows), kind=kind, recall=recall or m.recall_target)
+            return {**self._index_stats(index), "added": len(rows), "tombstoned": 0, "rebuilt": 1}
         have = set(index.ids.tolist())
         new_rows = sorted(r for r in live if r not in have or r in index.tombstones)
         added = index.add(new_rows, self.file.read(new_rows), save=False)
         tombstoned = index.delete([r for r in have if r not in live], save=False)
+        if recall is not None:
+            index.meta.recall_target = recall  # the exact kind: kept for when the collection outgrows it
         index.save()
-        return {"kind": index.meta.kind, "added": added, "tombstoned": tombstoned, "live": index.live_count,
-                "rebuilt": 0}
+        return {**self._index_stats(index), "added": added, "tombstoned": tombstoned, "rebuilt": 0}
+
+    @staticmethod
+    def _index_stats(index: VectorIndex) -> dict[str, int | str | float | None]:
+        m = index.meta
+        out: dict[str, int | str | float | None] = {"kind": m.kind, "live": index.live_count}
+        if m.kind != "flat":
+            out.update({"ef_search" if m.kind != "ivf-pq" else "nprobe": m.ef_search or m.nprobe,
+                        "recall@10": m.recall, "recall_target": m.recall_target})
+        return out
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         """(region id, score) lists, best first; rows whose region is gone are skipped."""
