@@ -13,6 +13,12 @@ MODEL_HELP = ("siglip (default), clip, vit, fingerprint, a Hugging Face hub id, 
               "(use a directory where the hub cannot be reached)")
 
 
+def _ray_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None or value in ("local", "auto") or value.startswith("ray://"):
+        return value
+    raise click.BadParameter(f"local, auto or ray://HOST:PORT, not {value!r}")
+
+
 @click.command()
 @click.option("--model", "-m", default="siglip", show_default=True, help=MODEL_HELP)
 @click.option("--device", default=None, help="cuda, mps or cpu (default: the best available; env IVS_DEVICE)")
@@ -22,9 +28,12 @@ MODEL_HELP = ("siglip (default), clip, vit, fingerprint, a Hugging Face hub id, 
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Threads decoding and preprocessing images")
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="Embed at most this many regions (then stop; resumable)")
 @click.option("--no-index", is_flag=True, help="Do not update the search index afterwards")
+@click.option("--ray", "ray_address", metavar="local|auto|ray://HOST:PORT", default=None, callback=_ray_address,
+              help="Run on a Ray cluster: local starts one on this machine, auto joins RAY_ADDRESS, ray://HOST:PORT "
+                   "a remote one (needs iiif-visual-search[ray]; see README, Scale out)")
 @click.pass_context
 def embed(ctx: click.Context, model: str, device: str | None, precision: str, batch_size: int | None,
-          workers: int | None, limit: int | None, no_index: bool) -> None:
+          workers: int | None, limit: int | None, no_index: bool, ray_address: str | None) -> None:
     """Embed every region image without a vector of MODEL yet (interrupted runs resume)."""
     from ..embed.models import EmbedderUnavailable, get_embedder
     from ..embed.run import run_embed, update_indexes
@@ -32,10 +41,16 @@ def embed(ctx: click.Context, model: str, device: str | None, precision: str, ba
 
     settings = settings_from(ctx)
     catalogue = open_catalogue(settings)
+    precision_arg = None if precision == "auto" else precision
     try:
-        embedder = get_embedder(model, device, precision=None if precision == "auto" else precision)
-        report = run_embed(catalogue, settings.data_dir, embedder=embedder, batch_size=batch_size,
-                           workers=workers, limit=limit)
+        if ray_address:
+            from ..embed.ray_job import run_embed_ray
+            report = run_embed_ray(catalogue, settings.data_dir, model, address=ray_address, device=device,
+                                   precision=precision_arg, batch_size=batch_size, limit=limit)
+        else:
+            embedder = get_embedder(model, device, precision=precision_arg)
+            report = run_embed(catalogue, settings.data_dir, embedder=embedder, batch_size=batch_size,
+                               workers=workers, limit=limit)
     except (EmbedderUnavailable, IndexMismatch) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{report.model}: embedded {report.embedded}, failed {report.failed} "

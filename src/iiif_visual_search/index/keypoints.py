@@ -35,7 +35,7 @@ from ..embed.local_features import (
     KEYPOINTS,
     LocalFeatures,
     LocalFeatureStore,
-    record_dtype,
+    to_records,
     unit_descriptors,
 )
 from .vectors import _stat, atomic_write_bytes
@@ -62,10 +62,7 @@ class KeypointMeta:
 
 def records_of(features: Sequence[LocalFeatures], keypoints: int = KEYPOINTS) -> np.ndarray:
     """In-memory keypoint records (the layout ``LocalFeatureStore.read`` returns)."""
-    rec = np.zeros(len(features), dtype=record_dtype(keypoints))
-    for i, f in enumerate(features):
-        rec[i] = (f.count, f.points, f.descriptors)
-    return rec
+    return to_records(features, keypoints)
 
 
 def _descriptors(rows: np.ndarray, records: np.ndarray, keypoints: int) -> tuple[np.ndarray, np.ndarray]:
