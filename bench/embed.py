@@ -4,6 +4,13 @@ The naive loop is what the paper ran: AutoImageProcessor + model, fp32, one imag
 Random weights at the real architecture size (no download): speed does not depend on the weights.
 
     .venv/bin/python bench/embed.py --arch siglip --images 48 --batch 8
+
+``--ray local`` compares instead ``ivs embed --ray local`` with the local ``ivs embed``, end to end from cached
+images in a catalogue, for the architecture and the weight-free fingerprint. Each path runs twice, on
+``--images`` and on a quarter of them, so the time splits into a fixed start-up (worker processes, model
+loads) and a cost per image; the Ray path's overhead per image is the difference of the slopes.
+
+    .venv/bin/python bench/embed.py --ray local --arch siglip --images 64 --batch 16
 """
 
 from __future__ import annotations
@@ -86,14 +93,59 @@ def ours(path: Path, ims: list[Image.Image], batch: int, precision: str | None) 
     return len(ims) / (time.perf_counter() - t0), np.concatenate(rows), f"{emb.device}/{emb.dtype}"
 
 
+def ray_vs_local(args: argparse.Namespace) -> None:
+    import os
+
+    from embed_data import build_data_dir
+
+    from iiif_visual_search.catalogue import Catalogue
+    from iiif_visual_search.embed.models import get_embedder
+    from iiif_visual_search.embed.ray_job import connect, run_embed_ray
+    from iiif_visual_search.embed.run import run_embed
+
+    t0 = time.perf_counter()
+    connect(args.ray, num_cpus=os.cpu_count())
+    print(f"ray: cluster {args.ray} up in {time.perf_counter() - t0:.1f} s; {os.cpu_count()} CPUs here")
+    sizes = (max(2, args.images // 4), args.images)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for model in (str(build(args.arch, root)), "fingerprint"):
+            name = args.arch if model != "fingerprint" else model
+            get_embedder(model, "cpu", precision=args.precision)  # loaded once here: not part of either path
+            times: dict[str, list[float]] = {"local": [], "ray": []}
+            for n in sizes:
+                for way in ("local", "ray"):
+                    data = build_data_dir(root / f"{name}-{way}-{n}", n, images=images(n))
+                    cat = Catalogue(data / "catalogue.sqlite")
+                    t = time.perf_counter()
+                    if way == "local":
+                        report = run_embed(cat, data, model, device="cpu", batch_size=args.batch, progress=False)
+                    else:
+                        report = run_embed_ray(cat, data, model, address=args.ray, precision=args.precision,
+                                               batch_size=args.batch, progress=False)
+                    assert report.embedded == n, report
+                    times[way].append(time.perf_counter() - t)
+            slope = {w: (ts[1] - ts[0]) / (sizes[1] - sizes[0]) for w, ts in times.items()}
+            fixed = {w: ts[0] - slope[w] * sizes[0] for w, ts in times.items()}
+            print(f"{name}: {sizes[1]} images: local {sizes[1] / times['local'][1]:.1f} img/s, "
+                  f"ray {sizes[1] / times['ray'][1]:.1f} img/s (ratio {times['local'][1] / times['ray'][1]:.2f}) | "
+                  f"per image: local {slope['local'] * 1e3:.1f} ms, ray {slope['ray'] * 1e3:.1f} ms "
+                  f"(overhead {(slope['ray'] - slope['local']) * 1e3:+.1f} ms, steady ray "
+                  f"{1 / slope['ray']:.1f} img/s) | fixed: local {fixed['local']:.1f} s, ray {fixed['ray']:.1f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--arch", default="siglip", choices=["siglip", "clip", "vit"])
     ap.add_argument("--images", type=int, default=48)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--precision", default=None, help="auto (default), fp32, bf16, fp16")
+    ap.add_argument("--ray", default=None, help="local, auto or ray://HOST:PORT: the Ray path against the local one")
     args = ap.parse_args()
     torch.manual_seed(0)
+    if args.ray:
+        ray_vs_local(args)
+        return
     ims = images(args.images)
     with tempfile.TemporaryDirectory() as tmp:
         path = build(args.arch, Path(tmp))

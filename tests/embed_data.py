@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PIL import Image
+
 from iiif_visual_search.catalogue import Catalogue, RegionRow, canvas_id_for, region_id_for
 from iiif_visual_search.records import CanvasRecord, ManifestRecord
 
 from real_crops import real_crops
 
 
-def build_data_dir(root: Path, n: int, copies: int = 1) -> Path:
-    """``n`` crops on ``n`` canvases of one manifest, each cached under ``root/images``; ``copies`` regions per
-    canvas share its image (as the content-addressed cache shares a picture that recurs)."""
-    crops = real_crops()[:n]
+def build_data_dir(root: Path, n: int, copies: int = 1, images: list[Image.Image] | None = None) -> Path:
+    """``n`` crops (or ``images``) on ``n`` canvases of one manifest, each cached under ``root/images``;
+    ``copies`` regions per canvas share its image (as the content-addressed cache shares a picture that recurs)."""
+    crops = [(str(i), im) for i, im in enumerate(images[:n])] if images is not None else real_crops()[:n]
     cat = Catalogue(root / "catalogue.sqlite")
     record = ManifestRecord(id="https://example.org/m1", url="https://example.org/m1", version=3, label="Book",
                             canvases=[CanvasRecord(id=f"https://example.org/c{i}", position=i, width=1000,
