@@ -60,12 +60,14 @@ def _vectors(data_dir: Path, key: str) -> tuple[np.ndarray, np.ndarray | None]:
     return store.vectors_for(ids), local
 
 
-def test_placement_one_actor_per_gpu_and_half_the_cores_elsewhere() -> None:
+def test_placement_one_actor_per_gpu_and_most_cores_to_the_model_elsewhere() -> None:
     assert plan({"CPU": 16, "GPU": 2}) == Placement(actors=2, cpus_per_actor=1, gpus_per_actor=1, batch_size=64,
                                                      device=None)
     assert plan({"CPU": 2}) == Placement(1, 1, 0, 16, "cpu")
-    assert plan({"CPU": 64}) == Placement(4, 8, 0, 16, "cpu")
-    assert plan({"CPU": 8, "GPU": 1}, device="cpu", batch_size=5) == Placement(1, 4, 0, 5, "cpu")
+    assert plan({"CPU": 64}) == Placement(7, 8, 0, 16, "cpu")  # 8 cores decode
+    assert plan({"CPU": 8, "GPU": 1}, device="cpu", batch_size=5) == Placement(1, 7, 0, 5, "cpu")
+    # The fingerprint's work is all decoding: its one actor reserves nothing, GPUs or not.
+    assert plan({"CPU": 8, "GPU": 1}, weight_free=True) == Placement(1, 0, 0, 16, "cpu")
 
 
 def test_cli_rejects_an_unknown_ray_address(tmp_path) -> None:

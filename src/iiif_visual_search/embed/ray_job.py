@@ -80,16 +80,21 @@ class Placement:
 
 
 def plan(resources: dict[str, float], *, device: str | None = None, batch_size: int | None = None,
-         actors: int | None = None) -> Placement:
-    """One actor per GPU where the cluster has GPUs (unless ``device`` says otherwise); on CPU-only clusters
-    half the cores run the model (actors of up to 8 threads) and the other half decode."""
+         actors: int | None = None, weight_free: bool = False) -> Placement:
+    """Where the model runs. With GPUs (unless ``device`` says otherwise): one actor per GPU, the CPUs
+    decode. On CPUs only: the model's forward pass costs ~20× the decoding of its input, so an eighth of the
+    cores decode (at least one) and the rest run actors of up to 8 threads. A ``weight_free`` model (the
+    fingerprint, whose work is all in ``prepare``) gets one actor that reserves no CPU."""
     gpus = int(resources.get("GPU", 0))
-    if gpus and (device is None or device.startswith("cuda")):
+    if gpus and not weight_free and (device is None or device.startswith("cuda")):
         return Placement(actors or gpus, 1, 1, batch_size or batch_size_for("cuda"), device)
+    bs = batch_size or batch_size_for("cpu")
+    if weight_free:
+        return Placement(actors or 1, 0, 0, bs, "cpu")
     cpus = max(1, int(resources.get("CPU", 1)))
-    per_actor = max(1, min(8, cpus // 2))
-    return Placement(actors or max(1, (cpus // 2) // per_actor), per_actor, 0, batch_size or batch_size_for("cpu"),
-                     device or "cpu")
+    model_cpus = max(1, cpus - max(1, cpus // 8))
+    per_actor = min(8, model_cpus)
+    return Placement(actors or max(1, model_cpus // per_actor), per_actor, 0, bs, device or "cpu")
 
 
 # --- what runs on the workers ------------------------------------------------------------------------------
@@ -223,7 +228,8 @@ def run_embed_ray(catalogue, data_dir: Path | str, model: str | None = None, *, 
             todo = todo[:limit]
         if todo:
             _run(ray, todo, descriptor, writer, shard_root, report, start,
-                 plan(ray.cluster_resources(), device=device, batch_size=batch_size, actors=actors),
+                 plan(ray.cluster_resources(), device=device, batch_size=batch_size, actors=actors,
+                      weight_free=descriptor.architecture == "fingerprint"),
                  model_source(descriptor, model), precision, progress)
         report.seconds = time.perf_counter() - start
         return report
