@@ -106,32 +106,31 @@ def ray_vs_local(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     connect(args.ray, num_cpus=os.cpu_count())
     print(f"ray: cluster {args.ray} up in {time.perf_counter() - t0:.1f} s; {os.cpu_count()} CPUs here")
-    sizes = (max(2, args.images // 4), args.images)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for model in (str(build(args.arch, root)), "fingerprint"):
+        for model, n in ((str(build(args.arch, root)), args.images), ("fingerprint", args.images * 3)):
             name = args.arch if model != "fingerprint" else model
             get_embedder(model, "cpu", precision=args.precision)  # loaded once here: not part of either path
-            times: dict[str, list[float]] = {"local": [], "ray": []}
-            for n in sizes:
-                for way in ("local", "ray"):
-                    data = build_data_dir(root / f"{name}-{way}-{n}", n, images=images(n))
-                    cat = Catalogue(data / "catalogue.sqlite")
-                    t = time.perf_counter()
-                    if way == "local":
-                        report = run_embed(cat, data, model, device="cpu", batch_size=args.batch, progress=False)
-                    else:
-                        report = run_embed_ray(cat, data, model, address=args.ray, precision=args.precision,
-                                               batch_size=args.batch, progress=False)
-                    assert report.embedded == n, report
-                    times[way].append(time.perf_counter() - t)
-            slope = {w: (ts[1] - ts[0]) / (sizes[1] - sizes[0]) for w, ts in times.items()}
-            fixed = {w: ts[0] - slope[w] * sizes[0] for w, ts in times.items()}
-            print(f"{name}: {sizes[1]} images: local {sizes[1] / times['local'][1]:.1f} img/s, "
-                  f"ray {sizes[1] / times['ray'][1]:.1f} img/s (ratio {times['local'][1] / times['ray'][1]:.2f}) | "
-                  f"per image: local {slope['local'] * 1e3:.1f} ms, ray {slope['ray'] * 1e3:.1f} ms "
-                  f"(overhead {(slope['ray'] - slope['local']) * 1e3:+.1f} ms, steady ray "
-                  f"{1 / slope['ray']:.1f} img/s) | fixed: local {fixed['local']:.1f} s, ray {fixed['ray']:.1f} s")
+            ims = images(n)
+            rate = {}
+            for way in ("local", "ray"):
+                data = build_data_dir(root / f"{name}-{way}", n, images=ims)
+                cat = Catalogue(data / "catalogue.sqlite")
+                t = time.perf_counter()
+                if way == "local":
+                    report = run_embed(cat, data, model, device="cpu", batch_size=args.batch, progress=False)
+                else:
+                    report = run_embed_ray(cat, data, model, address=args.ray, precision=args.precision,
+                                           batch_size=args.batch, progress=False)
+                wall = time.perf_counter() - t
+                assert report.embedded == n, report
+                steady = (n - report.warmup_images) / max(report.seconds - report.warmup_seconds, 1e-9)
+                rate[way] = steady
+                print(f"{name} {way}: {n} images in {wall:.1f} s ({n / wall:.1f} img/s end to end); "
+                      f"start-up {report.warmup_seconds:.1f} s to the first {report.warmup_images}, then "
+                      f"{steady:.1f} img/s")
+            print(f"{name}: ray / local steady rate {rate['ray'] / rate['local']:.2f}; ray overhead per image "
+                  f"{(1 / rate['ray'] - 1 / rate['local']) * 1e3:+.1f} ms")
 
 
 def main() -> None:

@@ -256,7 +256,7 @@ def _run(ray: Any, todo: list[Todo], descriptor: ModelDescriptor, writer: Vector
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     desc_json = descriptor.to_json()
     bs = placement.batch_size
-    ds = ray.data.from_arrow(_blocks(todo, bs * 4))
+    ds = ray.data.from_arrow(_blocks(todo, bs))  # a block per batch: decoding and the model overlap
     # Each decode task reserves memory for a batch of decoded images, so a node runs no more of them than
     # its memory holds. Resources unlike the actors' also keep Ray Data from fusing decoding into the actors:
     # decoding scales out with the CPU tasks, the model with the actors.
@@ -279,6 +279,8 @@ def _run(ray: Any, todo: list[Todo], descriptor: ModelDescriptor, writer: Vector
             report.embedded += added
             report.failed += failed
             done += len(shard)
+            if not report.warmup_images:
+                report.warmup_seconds, report.warmup_images = time.perf_counter() - start, done
             if bar is not None:
                 bar.update(len(shard))
                 bar.set_postfix_str(f"{done / max(time.perf_counter() - job_start, 1e-9):.1f} img/s")

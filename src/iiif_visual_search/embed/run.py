@@ -31,6 +31,10 @@ class EmbedReport:
     skipped_existing: int = 0
     failed: int = 0
     seconds: float = 0.0
+    # A Ray job's start-up: until its first batch was written (worker processes, model loads), and how many
+    # images that batch held; the steady rate is what came after.
+    warmup_seconds: float = 0.0
+    warmup_images: int = 0
 
     @property
     def images_per_second(self) -> float:
