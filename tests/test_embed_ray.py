@@ -160,3 +160,21 @@ def test_a_driver_killed_mid_job_resumes_to_the_same_vector_set(cluster, tmp_pat
     (a, a_local), (b, b_local) = _vectors(here, "fingerprint"), _vectors(there, "fingerprint")
     assert np.array_equal(a, b) and np.array_equal(a_local, b_local)
     assert update_indexes(VectorStore(there, "fingerprint", cat))["live"] == total
+
+
+def test_a_worker_with_other_weights_stops_the_job_and_says_why(cluster, tmp_path) -> None:
+    """Every node must load the same model: a worker whose copy differs would mix two models' vectors."""
+    from safetensors.torch import load_file, save_file
+
+    from iiif_visual_search.embed.ray_job import RayUnavailable, run_embed_ray
+
+    model = build_siglip(tmp_path / "models")
+    get_embedder(str(model), "cpu")  # the driver's copy (cached in this process)
+    weights = model / "model.safetensors"
+    tensors = load_file(weights)
+    save_file({k: v + 0.01 for k, v in tensors.items()}, weights, metadata={"format": "pt"})
+    data_dir = build_data_dir(tmp_path / "data", 4)
+    with pytest.raises(RayUnavailable, match="give every node the same model files"):
+        run_embed_ray(Catalogue(data_dir / "catalogue.sqlite"), data_dir, str(model), address="local",
+                      progress=False)
+    assert Catalogue(data_dir / "catalogue.sqlite").query_one("SELECT COUNT(*) AS n FROM embedding")["n"] == 0

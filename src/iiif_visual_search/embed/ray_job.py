@@ -50,6 +50,7 @@ def connect(address: str, *, num_cpus: int | None = None, object_store_memory: i
         import ray
     except ImportError as e:
         raise RayUnavailable("--ray needs Ray: pip install 'iiif-visual-search[ray]'") from e
+    check_address(address)
     if ray.is_initialized():
         return False
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
@@ -59,13 +60,16 @@ def connect(address: str, *, num_cpus: int | None = None, object_store_memory: i
                      include_dashboard=False, **quiet)
         elif address == "auto":
             ray.init(address=os.environ.get("RAY_ADDRESS") or "auto", **quiet)
-        elif address.startswith("ray://"):
-            ray.init(address=address, **quiet)
         else:
-            raise ValueError(f"--ray takes local, auto or ray://HOST:PORT, not {address!r}")
+            ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError) as e:
         raise RayUnavailable(f"cannot reach the Ray cluster {address!r}: {e}") from e
     return True
+
+
+def check_address(address: str) -> None:
+    if address not in ("local", "auto") and not address.startswith("ray://"):
+        raise ValueError(f"--ray takes local, auto or ray://HOST:PORT, not {address!r}")
 
 
 @dataclass(frozen=True)
@@ -203,40 +207,44 @@ def run_embed_ray(catalogue, data_dir: Path | str, model: str | None = None, *, 
                   address: str = "local", device: str | None = None, precision: str | None = None,
                   batch_size: int | None = None, actors: int | None = None, limit: int | None = None,
                   num_cpus: int | None = None, progress: bool = True) -> EmbedReport:
-    """``run_embed`` on a Ray cluster (see the module docstring); ``address`` as ``connect`` takes it."""
+    """``run_embed`` on a Ray cluster (see the module docstring); ``address`` as ``connect`` takes it. Ray is
+    started or joined only when there is something to embed."""
     from ..index.vectors import VectorStore
 
-    started = connect(address, num_cpus=num_cpus)
-    try:
-        import ray
-
-        data_dir = Path(data_dir)
-        # The driver loads the model once, on its CPU, for the descriptor: the key, the dimension, and the
-        # revision every worker's copy is checked against.
-        descriptor = get_embedder(model, "cpu", precision=precision).descriptor
-        store = VectorStore(data_dir, descriptor.name, catalogue, descriptor=descriptor)
-        writer = VectorWriter(catalogue, store)
-        report = EmbedReport(model=store.key)
-        start = time.perf_counter()
-        shard_root = shards_dir(store.dir)
-        for path in list_shards(shard_root):  # an interrupted run's results: merged, never embedded again
-            added, failed = merge_shard(path, writer)
-            report.embedded += added
-            report.failed += failed
-        todo = pending(catalogue, store.key, data_dir)
-        if limit is not None:
-            todo = todo[:limit]
-        if todo:
-            _run(ray, todo, descriptor, writer, shard_root, report, start,
-                 plan(ray.cluster_resources(), device=device, batch_size=batch_size, actors=actors,
-                      weight_free=descriptor.architecture == "fingerprint"),
-                 model_source(descriptor, model), precision, progress)
-        report.seconds = time.perf_counter() - start
-        return report
-    finally:
-        if started:
+    check_address(address)
+    data_dir = Path(data_dir)
+    # The driver loads the model once, on its CPU, for the descriptor: the key, the dimension, and the
+    # revision every worker's copy is checked against.
+    descriptor = get_embedder(model, "cpu", precision=precision).descriptor
+    store = VectorStore(data_dir, descriptor.name, catalogue, descriptor=descriptor)
+    writer = VectorWriter(catalogue, store)
+    report = EmbedReport(model=store.key)
+    start = time.perf_counter()
+    shard_root = shards_dir(store.dir)
+    for path in list_shards(shard_root):  # an interrupted run's results: merged, never embedded again
+        added, failed = merge_shard(path, writer)
+        report.embedded += added
+        report.failed += failed
+    todo = pending(catalogue, store.key, data_dir)
+    if limit is not None:
+        todo = todo[:limit]
+    if todo:
+        started = connect(address, num_cpus=num_cpus)
+        try:
             import ray
-            ray.shutdown()
+
+            placement = plan(ray.cluster_resources(), device=device, batch_size=batch_size, actors=actors,
+                             weight_free=descriptor.architecture == "fingerprint")
+            _run(ray, todo, descriptor, writer, shard_root, report, start, placement,
+                 model_source(descriptor, model), precision, progress)
+        except ray.exceptions.RayError as e:  # a worker's error, wrapped: say what failed, not Ray's internals
+            raise RayUnavailable(f"the Ray job stopped ({report.embedded} embedded so far; run it again to "
+                                 f"resume): {str(e).strip().splitlines()[-1][:500]}") from e
+        finally:
+            if started:
+                ray.shutdown()
+    report.seconds = time.perf_counter() - start
+    return report
 
 
 def model_source(descriptor: ModelDescriptor, model: str | None) -> str:
