@@ -93,6 +93,52 @@ def ours(path: Path, ims: list[Image.Image], batch: int, precision: str | None) 
     return len(ims) / (time.perf_counter() - t0), np.concatenate(rows), f"{emb.device}/{emb.dtype}"
 
 
+class CpuMeter:
+    """CPU seconds of this process and every process below it (the local Ray cluster's workers), sampled
+    from /proc, the last reading of an exited process kept. On a shared machine CPU time per image is a far
+    steadier figure than wall time, and the one that cost scales with."""
+
+    def __init__(self, every: float = 0.2) -> None:
+        import os
+        import threading
+
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        import os
+
+        parent: dict[int, int] = {}
+        times: dict[int, float] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parent[int(entry)] = int(fields[1])
+            times[int(entry)] = (int(fields[11]) + int(fields[12])) / self.tick
+        me = os.getpid()
+        for pid, cpu in times.items():
+            p, hops = pid, 0
+            while p not in (0, 1, me) and hops < 64:
+                p, hops = parent.get(p, 0), hops + 1
+            if p == me or pid == me:
+                self.seen[pid] = cpu
+
+    def _run(self, every: float) -> None:
+        while not self._stop.wait(every):
+            self._sample()
+
+    def total(self) -> float:
+        self._sample()
+        return sum(self.seen.values())
+
+
 def ray_vs_local(args: argparse.Namespace) -> None:
     import os
 
@@ -103,34 +149,39 @@ def ray_vs_local(args: argparse.Namespace) -> None:
     from iiif_visual_search.embed.ray_job import connect, run_embed_ray
     from iiif_visual_search.embed.run import run_embed
 
+    meter = CpuMeter()
     t0 = time.perf_counter()
     connect(args.ray, num_cpus=os.cpu_count())
-    print(f"ray: cluster {args.ray} up in {time.perf_counter() - t0:.1f} s; {os.cpu_count()} CPUs here")
+    print(f"ray: cluster {args.ray} up in {time.perf_counter() - t0:.1f} s; {os.cpu_count()} CPUs here; load "
+          f"average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for model, n in ((str(build(args.arch, root)), args.images), ("fingerprint", args.images * 3)):
+        for model, n in ((str(build(args.arch, root)), args.images), ("fingerprint", args.images * 4)):
             name = args.arch if model != "fingerprint" else model
             get_embedder(model, "cpu", precision=args.precision)  # loaded once here: not part of either path
-            ims = images(n)
-            rate = {}
-            for way in ("local", "ray"):
-                data = build_data_dir(root / f"{name}-{way}", n, images=ims)
-                cat = Catalogue(data / "catalogue.sqlite")
-                t = time.perf_counter()
-                if way == "local":
-                    report = run_embed(cat, data, model, device="cpu", batch_size=args.batch, progress=False)
-                else:
-                    report = run_embed_ray(cat, data, model, address=args.ray, precision=args.precision,
-                                           batch_size=args.batch, progress=False)
-                wall = time.perf_counter() - t
-                assert report.embedded == n, report
-                steady = (n - report.warmup_images) / max(report.seconds - report.warmup_seconds, 1e-9)
-                rate[way] = steady
-                print(f"{name} {way}: {n} images in {wall:.1f} s ({n / wall:.1f} img/s end to end); "
-                      f"start-up {report.warmup_seconds:.1f} s to the first {report.warmup_images}, then "
-                      f"{steady:.1f} img/s")
-            print(f"{name}: ray / local steady rate {rate['ray'] / rate['local']:.2f}; ray overhead per image "
-                  f"{(1 / rate['ray'] - 1 / rate['local']) * 1e3:+.1f} ms")
+            sizes = (n // 4, n)
+            cpu: dict[str, list[float]] = {"local": [], "ray": []}
+            for size in sizes:
+                for way in ("local", "ray"):
+                    data = build_data_dir(root / f"{name}-{way}-{size}", size, images=images(size))
+                    cat = Catalogue(data / "catalogue.sqlite")
+                    c, t = meter.total(), time.perf_counter()
+                    if way == "local":
+                        report = run_embed(cat, data, model, device="cpu", batch_size=args.batch, progress=False)
+                    else:
+                        report = run_embed_ray(cat, data, model, address=args.ray, precision=args.precision,
+                                               batch_size=args.batch, progress=False)
+                    wall, used = time.perf_counter() - t, meter.total() - c
+                    assert report.embedded == size, report
+                    cpu[way].append(used)
+                    print(f"{name} {way} {size} images: {wall:.1f} s ({size / wall:.1f} img/s), CPU {used:.1f} s "
+                          f"({used / size * 1e3:.0f} ms/img); first batch after {report.warmup_seconds:.1f} s; "
+                          f"load {os.getloadavg()[0]:.1f}")
+            per = {w: (c[1] - c[0]) / (sizes[1] - sizes[0]) for w, c in cpu.items()}
+            fixed = {w: c[0] - per[w] * sizes[0] for w, c in cpu.items()}
+            print(f"{name}: CPU per image local {per['local'] * 1e3:.0f} ms, ray {per['ray'] * 1e3:.0f} ms "
+                  f"(overhead {(per['ray'] - per['local']) * 1e3:+.0f} ms, {per['ray'] / per['local']:.2f}x); "
+                  f"fixed CPU per job local {fixed['local']:.1f} s, ray {fixed['ray']:.1f} s")
 
 
 def main() -> None:
