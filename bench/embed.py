@@ -146,8 +146,8 @@ def ray_vs_local(args: argparse.Namespace) -> None:
 
     from iiif_visual_search.catalogue import Catalogue
     from iiif_visual_search.embed.models import get_embedder
-    from iiif_visual_search.embed.ray_job import connect, run_embed_ray
-    from iiif_visual_search.embed.run import run_embed
+    from iiif_visual_search.embed_ray import connect, run_embed_ray
+    from iiif_visual_search.embed_job import run_embed
 
     meter = CpuMeter()
     t0 = time.perf_counter()

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from iiif_visual_search.catalogue import Catalogue, manifest_id_for
 from iiif_visual_search.cli import main
 from iiif_visual_search.config import load_settings
-from iiif_visual_search.embed.protocol import augment_all
-from iiif_visual_search.embed.run import run_embed
+from iiif_visual_search.evaluate.protocol import augment_all
+from iiif_visual_search.embed_job import run_embed
 from iiif_visual_search.index.vectors import VectorStore
 from iiif_visual_search.similar import find_similar
 

@@ -18,8 +18,8 @@ from iiif_visual_search.catalogue import Catalogue
 from iiif_visual_search.cli import main
 from iiif_visual_search.embed.local_features import LocalFeatureStore
 from iiif_visual_search.embed.models import get_embedder, model_key
-from iiif_visual_search.embed.ray_job import Placement, plan
-from iiif_visual_search.embed.run import pending, run_embed, update_indexes
+from iiif_visual_search.embed_ray import Placement, plan
+from iiif_visual_search.embed_job import pending, run_embed, update_indexes
 from iiif_visual_search.embed.shards import Shard, list_shards, shards_dir, write_shard
 from iiif_visual_search.index.vectors import VectorStore
 
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture(scope="module")
 def cluster() -> str:
     """One local cluster for the module (starting Ray takes seconds); its address lets a second driver join."""
-    from iiif_visual_search.embed.ray_job import connect
+    from iiif_visual_search.embed_ray import connect
 
     assert connect("local", num_cpus=2, object_store_memory=256 * 2**20)
     try:
@@ -77,7 +77,7 @@ def test_cli_rejects_an_unknown_ray_address(tmp_path) -> None:
 
 @pytest.mark.parametrize("arch", ["fingerprint", "siglip", "clip", "vit"])
 def test_ray_vectors_equal_the_local_runs(cluster, tmp_path, arch) -> None:
-    from iiif_visual_search.embed.ray_job import run_embed_ray
+    from iiif_visual_search.embed_ray import run_embed_ray
 
     model = "fingerprint" if arch == "fingerprint" else str(
         {"siglip": build_siglip, "clip": build_clip, "vit": build_vit}[arch](tmp_path / "models"))
@@ -103,7 +103,7 @@ def test_cli_ray_merges_leftover_shards_and_quarantines_unreadable_images(cluste
     store = VectorStore(data_dir, "fingerprint", cat, descriptor=emb.descriptor)
     todo = pending(cat, "fingerprint", data_dir)[1:4]
     from iiif_visual_search.embed.local_features import to_records
-    from iiif_visual_search.embed.run import load_prepared
+    from iiif_visual_search.embed_job import load_prepared
 
     prepared = [load_prepared(emb, t.path) for t in todo]
     shard_root = shards_dir(store.dir)
@@ -126,7 +126,7 @@ def test_cli_ray_merges_leftover_shards_and_quarantines_unreadable_images(cluste
 
 
 def test_a_driver_killed_mid_job_resumes_to_the_same_vector_set(cluster, tmp_path) -> None:
-    from iiif_visual_search.embed.ray_job import run_embed_ray
+    from iiif_visual_search.embed_ray import run_embed_ray
 
     copies = 8  # 96 regions in small batches: long enough to be killed half-way
     here, there = build_data_dir(tmp_path / "local", N, copies), build_data_dir(tmp_path / "ray", N, copies)
@@ -166,7 +166,7 @@ def test_a_worker_with_other_weights_stops_the_job_and_says_why(cluster, tmp_pat
     """Every node must load the same model: a worker whose copy differs would mix two models' vectors."""
     from safetensors.torch import load_file, save_file
 
-    from iiif_visual_search.embed.ray_job import RayUnavailable, run_embed_ray
+    from iiif_visual_search.embed_ray import RayUnavailable, run_embed_ray
 
     model = build_siglip(tmp_path / "models")
     get_embedder(str(model), "cpu")  # the driver's copy (cached in this process)

@@ -36,7 +36,7 @@ def embed(ctx: click.Context, model: str, device: str | None, precision: str, ba
           workers: int | None, limit: int | None, no_index: bool, ray_address: str | None) -> None:
     """Embed every region image without a vector of MODEL yet (interrupted runs resume)."""
     from ..embed.models import EmbedderUnavailable, get_embedder
-    from ..embed.run import run_embed, update_indexes
+    from ..embed_job import run_embed, update_indexes
     from ..index.vectors import IndexMismatch, VectorStore
 
     settings = settings_from(ctx)
@@ -44,7 +44,7 @@ def embed(ctx: click.Context, model: str, device: str | None, precision: str, ba
     precision_arg = None if precision == "auto" else precision
     try:
         if ray_address:
-            from ..embed.ray_job import run_embed_ray
+            from ..embed_ray import run_embed_ray
             report = run_embed_ray(catalogue, settings.data_dir, model, address=ray_address, device=device,
                                    precision=precision_arg, batch_size=batch_size, limit=limit)
         else:
@@ -72,7 +72,7 @@ def embed(ctx: click.Context, model: str, device: str | None, precision: str, ba
 def index(ctx: click.Context, model: str, compact: bool) -> None:
     """Bring MODEL's FAISS index up to date with the catalogue (incremental unless --compact)."""
     from ..embed.models import model_key
-    from ..embed.run import update_indexes
+    from ..embed_job import update_indexes
     from ..index.vectors import VectorStore
 
     settings = settings_from(ctx)

@@ -38,6 +38,7 @@ from ..embed.local_features import (
     to_records,
     unit_descriptors,
 )
+from ..embed import fingerprint
 from .vectors import _stat, atomic_write_bytes
 
 IVF_THRESHOLD = 100_000   # descriptors (~400 regions): exact search of 256 query keypoints stays < ~50 ms
@@ -282,3 +283,18 @@ def search_keypoints(vector_dir: Path | str) -> KeypointIndex | None:
     with _CACHE_LOCK:
         _CACHE[str(d)] = (sig, kp)
     return kp if kp.index is not None else None
+
+
+def rerank(query: Sequence[LocalFeatures], gallery: Sequence[LocalFeatures], scores: np.ndarray) -> np.ndarray:
+    """``scores`` (queries × gallery cosine) with each query's ``shortlist`` (global top and descriptor votes
+    over an in-memory keypoint index of ``gallery``) re-scored by ``verify``: the exact-retrieval protocol's
+    view of ``find_similar``'s order."""
+    out = np.asarray(scores, dtype=np.float64).copy()
+    records = records_of(gallery)
+    kp = KeypointIndex(None)
+    kp.add(0, records, save=False)
+    votes = kp.votes_many(query, fingerprint.VOTED_CANDIDATES)
+    for i, (q, (voted, _)) in enumerate(zip(query, votes, strict=True)):
+        cand = fingerprint.shortlist(np.argsort(-out[i], kind="stable"), voted)
+        out[i, cand] = fingerprint.verify(q, records[cand], out[i, cand])[0]
+    return out

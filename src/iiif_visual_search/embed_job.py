@@ -3,6 +3,9 @@
 Decoding and preprocessing run in a thread pool (PIL releases the GIL while decoding and resizing) a few
 batches ahead of the model; each finished batch is appended to the model's vector file and recorded in the
 catalogue before the next one starts, so an interrupted run resumes where it stopped.
+
+The job sits above the two packages it joins: ``embed/`` turns pictures into vectors and knows nothing of
+indexes; ``index/`` stores and searches them (and may use ``embed/``'s descriptors and keypoints).
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .local_features import to_records
-from .models import Embedder, Preparer, get_embedder
+from .embed.local_features import to_records
+from .embed.models import Embedder, Preparer, get_embedder
 
 Image.MAX_IMAGE_PIXELS = 200_000_000  # region crops of large maps are legitimately big
 
@@ -83,7 +86,7 @@ def default_batch_size(embedder: Embedder) -> int:
 class VectorWriter:
     """Where an embed job puts what it made: vectors (and the fingerprint's keypoint records) appended to the
     model's vector set and recorded in the catalogue, unreadable images quarantined. The local run and the
-    Ray job (``ray_job.py``) both write through it, so their vector sets are made the same way."""
+    Ray job (``embed_ray.py``) both write through it, so their vector sets are made the same way."""
 
     def __init__(self, catalogue, store) -> None:  # noqa: ANN001 - Catalogue, VectorStore
         self.catalogue = catalogue
@@ -91,7 +94,7 @@ class VectorWriter:
         self.local_store = None
         if store.descriptor.architecture == "fingerprint":
             # The fingerprint's re-ranking keypoints live beside its vectors, one record per vector row.
-            from .local_features import LocalFeatureStore
+            from .embed.local_features import LocalFeatureStore
             self.local_store = LocalFeatureStore(store.dir)
 
     def quarantine(self, region_id: str, path: Path | str, error: object) -> None:
@@ -115,7 +118,7 @@ def update_keypoint_index(store, compact: bool = False) -> dict[str, int | str] 
     records, beside ``store.update_index``; None for models without local features."""
     if store.descriptor.architecture != "fingerprint" or "local" not in store.descriptor.preprocessing:
         return None
-    from ..index.keypoints import update_keypoint_index as update
+    from .index.keypoints import update_keypoint_index as update
 
     return update(store.dir, store.live_rows() if store.catalogue is not None else None,
                   rows_limit=len(store.file), compact=compact)
@@ -133,7 +136,7 @@ def update_indexes(store, compact: bool = False) -> dict[str, Any]:  # noqa: ANN
 def run_embed(catalogue, data_dir: Path | str, model: str | None = None, *,  # noqa: ANN001
               embedder: Embedder | None = None, device: str | None = None, batch_size: int | None = None,
               workers: int | None = None, limit: int | None = None, progress: bool = True) -> EmbedReport:
-    from ..index.vectors import VectorStore
+    from .index.vectors import VectorStore
 
     data_dir = Path(data_dir)
     embedder = embedder or get_embedder(model, device)

@@ -1,12 +1,12 @@
 """``ivs embed --ray``: the embed job on a Ray cluster, for collections one machine cannot embed in time.
 
-The same work as a local run (``run.py``), spread over the cluster with Ray Data:
+The same work as a local run (``embed_job.py``), spread over the cluster with Ray Data:
 
     work list (``pending``: new or changed images)  → blocks of (region id, image path, image sha256)
     → CPU tasks: decode and ``prepare`` (``preparer_for``: the model's preprocessing, without its weights)
     → an actor pool holding the model: one actor per GPU (``num_gpus=1``, bf16/fp16 by ``pick_dtype``), or
       on CPU-only clusters a few actors with the precision rules of a local run; ``batch_size`` per device
-    → each batch of vectors streamed back to this process (the driver), written as a shard (``shards.py``),
+    → each batch of vectors streamed back to this process (the driver), written as a shard (``embed/shards.py``),
       merged into the vector set by the local run's ``VectorWriter``, then deleted.
 
 Only the driver writes (the catalogue is single-writer SQLite); workers read the cached images by their
@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from .local_features import record_dtype, to_records
-from .models import EmbedderUnavailable, ModelDescriptor, get_embedder, preparer_for
-from .run import EmbedReport, Todo, VectorWriter, batch_size_for, load_prepared, pending
-from .shards import Shard, list_shards, read_shard, shards_dir, write_shard
+from .embed.local_features import record_dtype, to_records
+from .embed.models import EmbedderUnavailable, ModelDescriptor, get_embedder, preparer_for
+from .embed.shards import Shard, list_shards, read_shard, shards_dir, write_shard
+from .embed_job import EmbedReport, Todo, VectorWriter, batch_size_for, load_prepared, pending
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def shard_of(batch: dict[str, np.ndarray], descriptor: ModelDescriptor) -> Shard
 
 def merge_shard(path: Path, writer: VectorWriter) -> tuple[int, int]:
     """Put one shard into the vector set (then delete it): (vectors added, images quarantined)."""
-    from ..index.vectors import IndexMismatch
+    from .index.vectors import IndexMismatch
 
     shard = read_shard(path)
     if not shard.descriptor.compatible_with(writer.store.descriptor):
@@ -209,7 +209,7 @@ def run_embed_ray(catalogue, data_dir: Path | str, model: str | None = None, *, 
                   num_cpus: int | None = None, progress: bool = True) -> EmbedReport:
     """``run_embed`` on a Ray cluster (see the module docstring); ``address`` as ``connect`` takes it. Ray is
     started or joined only when there is something to embed."""
-    from ..index.vectors import VectorStore
+    from .index.vectors import VectorStore
 
     check_address(address)
     data_dir = Path(data_dir)
