@@ -32,13 +32,13 @@ from .embed.models import EmbedderUnavailable, ModelDescriptor, get_embedder, pr
 from .embed.shards import Shard, list_shards, read_shard, shards_dir, write_shard
 from .embed_job import EmbedReport, Todo, VectorWriter, batch_size_for, load_prepared, pending
 
-log = logging.getLogger(__name__)
 
 DECODE_MEMORY = 512 * 2**20  # bytes reserved per decode task
 
 
 class RayUnavailable(EmbedderUnavailable):
-    """Ray is not installed, or the cluster cannot be reached."""
+    """Ray is not installed, the cluster cannot be reached, or the job failed on a worker (the message says
+    which; what was merged before stays, and a new run resumes)."""
 
 
 def connect(address: str, *, num_cpus: int | None = None, object_store_memory: int | None = None) -> bool:
