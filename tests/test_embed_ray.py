@@ -178,3 +178,31 @@ def test_a_worker_with_other_weights_stops_the_job_and_says_why(cluster, tmp_pat
         run_embed_ray(Catalogue(data_dir / "catalogue.sqlite"), data_dir, str(model), address="local",
                       progress=False)
     assert Catalogue(data_dir / "catalogue.sqlite").query_one("SELECT COUNT(*) AS n FROM embedding")["n"] == 0
+
+
+def test_a_driver_connected_through_ray_client(cluster, tmp_path) -> None:
+    """``--ray ray://HOST:PORT``: Ray Data cannot run its driver through Ray Client, so the pipeline runs in
+    an actor on the cluster and the client pulls the batches."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}  # clusters that Ray starts use token authentication
+    server = subprocess.Popen([sys.executable, "-m", "ray.util.client.server", "--mode", "legacy", "--host",
+                               "127.0.0.1", "--port", str(port), "--address", cluster], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        here, there = build_data_dir(tmp_path / "local", N), build_data_dir(tmp_path / "client", N)
+        run_embed(Catalogue(here / "catalogue.sqlite"), here, "fingerprint", progress=False)
+        res = subprocess.run(
+            [sys.executable, "-c", "from iiif_visual_search.cli import main; main()", "--data-dir", str(there),
+             "embed", "--model", "fingerprint", "--ray", f"ray://127.0.0.1:{port}", "--batch-size", "4"],
+            env=env, capture_output=True, text=True, timeout=240)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert f"fingerprint: embedded {N}, failed 0" in res.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    (a, a_local), (b, b_local) = _vectors(here, "fingerprint"), _vectors(there, "fingerprint")
+    assert np.array_equal(a, b) and np.array_equal(a_local, b_local)

@@ -63,7 +63,12 @@ def connect(address: str, *, num_cpus: int | None = None, object_store_memory: i
         else:
             ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError) as e:
-        raise RayUnavailable(f"cannot reach the Ray cluster {address!r}: {e}") from e
+        hint = ""
+        if address.startswith("ray://") and "timeout" in str(e).lower():
+            # Clusters that recent Ray versions start require a token, and Ray Client sends none unless told to.
+            hint = ("; if the cluster uses token authentication, set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
+                    "(or RAY_AUTH_TOKEN_PATH) here")
+        raise RayUnavailable(f"cannot reach the Ray cluster {address!r}: {e}{hint}") from e
     return True
 
 
@@ -254,34 +259,66 @@ def model_source(descriptor: ModelDescriptor, model: str | None) -> str:
     return model or descriptor.name
 
 
-def _run(ray: Any, todo: list[Todo], descriptor: ModelDescriptor, writer: VectorWriter, shard_root: Path,
-         report: EmbedReport, start: float, placement: Placement, source: str, precision: str | None,
-         progress: bool) -> None:
+def build_dataset(blocks: list[Any], descriptor: str, placement: Placement, source: str,
+                  precision: str | None) -> Any:
+    """The pipeline, from work-list blocks to batches of vectors (not started: Ray Data runs it when read)."""
+    import ray
     from ray.data import ActorPoolStrategy, DataContext
 
-    context = DataContext.get_current()
-    context.enable_progress_bars = False  # ours below counts merged vectors, which is what survives a kill
+    DataContext.get_current().enable_progress_bars = False  # the driver's bar counts merged vectors instead
     logging.getLogger("ray.data").setLevel(logging.WARNING)
-    desc_json = descriptor.to_json()
     bs = placement.batch_size
-    ds = ray.data.from_arrow(_blocks(todo, bs))  # a block per batch: decoding and the model overlap
+    ds = ray.data.from_arrow(blocks)
     # Each decode task reserves memory for a batch of decoded images, so a node runs no more of them than
     # its memory holds. Resources unlike the actors' also keep Ray Data from fusing decoding into the actors:
     # decoding scales out with the CPU tasks, the model with the actors.
-    ds = ds.map_batches(prepare_batch, fn_kwargs={"descriptor": desc_json}, batch_size=bs,
+    ds = ds.map_batches(prepare_batch, fn_kwargs={"descriptor": descriptor}, batch_size=bs,
                         batch_format="numpy", num_cpus=1, memory=DECODE_MEMORY)
-    ds = ds.map_batches(EmbedActor, fn_constructor_kwargs={"source": source, "descriptor": desc_json,
-                                                           "device": placement.device, "precision": precision},
-                        batch_size=bs, batch_format="numpy", compute=ActorPoolStrategy(size=placement.actors),
-                        num_cpus=placement.cpus_per_actor, num_gpus=placement.gpus_per_actor or None)
+    return ds.map_batches(EmbedActor, fn_constructor_kwargs={"source": source, "descriptor": descriptor,
+                                                             "device": placement.device, "precision": precision},
+                          batch_size=bs, batch_format="numpy", compute=ActorPoolStrategy(size=placement.actors),
+                          num_cpus=placement.cpus_per_actor, num_gpus=placement.gpus_per_actor or None)
+
+
+class ClusterDriver:
+    """The pipeline run from inside the cluster, for a driver connected through Ray Client (``ray://``):
+    Ray Data needs its driver on a node of the cluster. The client pulls the batches one call at a time while
+    Ray Data works ahead, as it does for a local driver."""
+
+    def __init__(self, *args: Any) -> None:
+        self._batches = iter(build_dataset(*args).iter_batches(batch_size=None, batch_format="numpy"))
+
+    def next(self) -> dict[str, np.ndarray] | None:
+        return next(self._batches, None)
+
+
+def _batches(ray: Any, *args: Any) -> Any:
+    from ray.util.client import ray as client
+
+    if not client.is_connected():
+        yield from build_dataset(*args).iter_batches(batch_size=None, batch_format="numpy")
+        return
+    driver = ray.remote(num_cpus=0)(ClusterDriver).remote(*args)
+    try:
+        while (batch := ray.get(driver.next.remote())) is not None:
+            yield batch
+    finally:
+        ray.kill(driver)
+
+
+def _run(ray: Any, todo: list[Todo], descriptor: ModelDescriptor, writer: VectorWriter, shard_root: Path,
+         report: EmbedReport, start: float, placement: Placement, source: str, precision: str | None,
+         progress: bool) -> None:
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=len(todo), unit="img", desc=f"embed {descriptor.key} (ray, {placement.actors} "
                    f"actor{'s' * (placement.actors != 1)})", dynamic_ncols=True)
     job_start, done = time.perf_counter(), 0
+    # A block per batch: decoding and the model overlap, and each batch comes back as one shard.
+    blocks = _blocks(todo, placement.batch_size)
     try:
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in _batches(ray, blocks, descriptor.to_json(), placement, source, precision):
             shard = shard_of(batch, descriptor)
             added, failed = merge_shard(write_shard(shard_root, shard), writer)
             report.embedded += added
