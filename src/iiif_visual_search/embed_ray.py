@@ -5,14 +5,16 @@ The same work as a local run (``embed_job.py``), spread over the cluster with Ra
     work list (``pending``: new or changed images)  → blocks of (region id, image path, image sha256)
     → CPU tasks: decode and ``prepare`` (``preparer_for``: the model's preprocessing, without its weights)
     → an actor pool holding the model: one actor per GPU (``num_gpus=1``, bf16/fp16 by ``pick_dtype``), or
-      on CPU-only clusters a few actors with the precision rules of a local run; ``batch_size`` per device
-    → each batch of vectors streamed back to this process (the driver), written as a shard (``embed/shards.py``),
-      merged into the vector set by the local run's ``VectorWriter``, then deleted.
+      on CPU-only clusters most cores in actors with the precision rules of a local run (``plan``)
+    → each batch of vectors streamed back to this process (the driver), written as a shard
+      (``embed/shards.py``), merged into the vector set by the local run's ``VectorWriter``, then deleted.
 
 Only the driver writes (the catalogue is single-writer SQLite); workers read the cached images by their
 absolute path, so every node needs the package, the data dir at the same path (shared storage) and the model
 (a hub cache, or a checkpoint folder at the same path). A driver killed at any point leaves whole shards and
-a consistent vector set; the next run merges the shards first and embeds only what is still missing.
+a consistent vector set; the next run merges the shards first and embeds only what is still missing. A
+driver connected through Ray Client (``ray://``) runs the pipeline from an actor on the cluster
+(``ClusterDriver``) and pulls the batches from it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from .embed.local_features import record_dtype, to_records
 from .embed.models import EmbedderUnavailable, ModelDescriptor, get_embedder, preparer_for
 from .embed.shards import Shard, list_shards, read_shard, shards_dir, write_shard
 from .embed_job import EmbedReport, Todo, VectorWriter, batch_size_for, load_prepared, pending
-
 
 DECODE_MEMORY = 512 * 2**20  # bytes reserved per decode task
 
