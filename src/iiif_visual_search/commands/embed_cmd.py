@@ -14,9 +14,13 @@ MODEL_HELP = ("siglip (default), clip, vit, fingerprint, a Hugging Face hub id, 
 
 
 def _ray_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None or value in ("local", "auto") or value.startswith("ray://"):
-        return value
-    raise click.BadParameter(f"local, auto or ray://HOST:PORT, not {value!r}")
+    if value is not None:
+        from ..embed_ray import check_address
+        try:
+            check_address(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from e
+    return value
 
 
 @click.command()
