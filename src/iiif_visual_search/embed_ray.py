@@ -75,7 +75,7 @@ def connect(address: str, *, num_cpus: int | None = None, object_store_memory: i
 
 def check_address(address: str) -> None:
     if address not in ("local", "auto") and not address.startswith("ray://"):
-        raise ValueError(f"--ray takes local, auto or ray://HOST:PORT, not {address!r}")
+        raise ValueError(f"expected local, auto or ray://HOST:PORT, not {address!r}")
 
 
 @dataclass(frozen=True)
