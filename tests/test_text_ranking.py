@@ -7,6 +7,7 @@ import random
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from lxml import etree
 
@@ -96,6 +97,39 @@ def test_hot_postings_rank_exactly_as_fts5_bm25(indexed, monkeypatch) -> None:
                    {m.region_id for m in fts.matches if m.score > tied_edge + 1e-9}, q
             assert by_score(hot.matches)[-1][0] == by_score(fts.matches)[-1][0]
             assert all(m.spans for m in hot.matches)
+
+
+def _full_ranking(index: TextIndex, words: list[str]) -> list[tuple[int, float]]:
+    """Every row holding all the words, scored from the postings and sorted whole: what the threshold walk of
+    ``_Hot.rank`` must give page by page without sorting every match."""
+    hot = index._hot_index()
+    lists = sorted((hot.postings(index._conn(), w) for w in words), key=lambda p: len(p.rows))
+    rows = lists[0].rows
+    for other in lists[1:]:
+        rows = np.intersect1d(rows, other.rows, assume_unique=True)
+    score = np.zeros(len(rows))
+    for plist in lists:
+        score += plist.score[np.searchsorted(plist.rows, rows)]
+    return sorted(zip(rows.tolist(), score.tolist()), key=lambda t: (-t[1], t[0]))
+
+
+def test_pages_of_several_words_are_slices_of_the_full_ranking(indexed, monkeypatch) -> None:
+    index, _ = indexed
+    monkeypatch.setattr(textmod, "HOT_DF", 1)
+    words = _common(index, 40)
+    queries = [[words[0]], [words[0], words[1]], [words[2], words[9]], [words[1], words[5], words[7]],
+               [words[3], words[30]], [words[0], words[39]], [words[4], words[4] + "zz"]]
+    index._current()
+    hot = index._hot_index()
+    for query in queries:
+        full = _full_ranking(index, query)
+        for limit in (1, 7, 25):
+            pages = []
+            for offset in range(0, len(full) + limit, limit):
+                total, page = hot.rank(index._conn(), query, limit, offset)
+                assert total == len(full), query
+                pages.extend(page)
+            assert pages == full, (query, limit)
 
 
 def test_hot_path_is_not_used_for_prefixes_phrases_or_a_manifest(indexed, monkeypatch) -> None:

@@ -61,12 +61,10 @@ CREATE VIRTUAL TABLE IF NOT EXISTS vocab_inst USING fts5vocab(fts, 'instance');
 
 # BM25 column weights: text (before + caption + after), caption again (a caption names the picture), scope.
 BM25 = "bm25(fts, 1.0, 2.0, 0.0)"
-COLUMN_WEIGHTS = {"text": 1.0, "caption": 2.0}
-BM25_K1, BM25_B = 1.2, 0.75  # FTS5's constants
 
 # FTS5's bm25() costs ~3 µs per matching row, and ORDER BY it ranks every match: 100-150 ms for a word in
 # half of 100k texts. Queries whose every term is in at least HOT_DF texts are ranked instead from in-memory
-# postings (rows and weighted term frequencies read once from the fts5vocab table), with FTS5's formula.
+# postings: each row's bm25() for the term alone, read once per term and index version (``_Hot``).
 HOT_DF = 2000
 HOT_CACHE_TERMS = 256   # postings kept per index version (LRU)
 WARM_TERMS = 64         # the most frequent terms, loaded in the background when the index changes
@@ -190,42 +188,67 @@ def find_spans(text: str, terms: list[tuple[str, bool]]) -> list[Span]:
     return spans
 
 
-def _varints(blob: bytes) -> int:
-    """Sum of the SQLite varints in an fts5 docsize blob: the row's token count over all columns."""
-    total = value = 0
-    for byte in blob:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            total += value
-            value = 0
-    return total
+# Bits set in each byte value: popcount for numpy < 2 (np.bitwise_count is numpy 2's).
+_BITS = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+
+
+def _popcount(bits: np.ndarray) -> int:
+    counter = getattr(np, "bitwise_count", None)
+    return int(counter(bits).sum(dtype=np.int64)) if counter is not None else int(_BITS[bits].sum())
+
+
+@dataclass
+class _Postings:
+    """One term's rows (sorted), each row's BM25 part for the term (fixed for an index version), and which
+    documents hold it as a bitmap over the index's rows (one bit a row: ANDed to count a query's matches)."""
+
+    rows: np.ndarray
+    score: np.ndarray
+    bits: np.ndarray
+    _order: np.ndarray | None = None
+
+    def order(self) -> np.ndarray:
+        """Positions best first (score descending, then rowid), sorted once."""
+        if self._order is None:
+            self._order = np.lexsort((self.rows, -self.score)).astype(np.int32)
+        return self._order
+
+    def parts(self, rows: np.ndarray) -> np.ndarray:
+        """The term's BM25 part for each of ``rows``, every one of which holds the term."""
+        return self.score[np.searchsorted(self.rows, rows)]
 
 
 class _Hot:
-    """Postings of frequent terms and the per-row token counts of one index version, for BM25 in numpy."""
+    """Postings of frequent terms of one index version, for BM25 in numpy.
+
+    A term's part of a row's BM25 depends only on the row and the term, so it is read once, with the
+    postings. A one-word query is then a slice of the term's rows in score order. A query of several words walks
+    the terms' rows in score order together and stops when no row further down can reach the page (Fagin's
+    threshold algorithm); its total is the popcount of the terms' bitmaps ANDed. Neither looks at every
+    matching row, so a query costs about the same whether the words are in 1% or 90% of the texts."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        rows = conn.execute("SELECT id, sz FROM fts_docsize ORDER BY id").fetchall()
-        self.ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        self.sizes = np.fromiter((_varints(r[1]) for r in rows), dtype=np.float64, count=len(rows))
-        self.n = len(rows)
-        self.avgdl = float(self.sizes.mean()) if self.n else 1.0
-        self._postings: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        # Bitmaps are indexed by rowid: rows are numbered from 1 and renumbered from 1 by a rebuild.
+        self.size = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) + 1 FROM doc").fetchone()[0])
+        self._postings: OrderedDict[str, _Postings] = OrderedDict()
         self._lock = threading.Lock()
 
-    def postings(self, conn: sqlite3.Connection, term: str) -> tuple[np.ndarray, np.ndarray]:
-        """(sorted rowids, column-weighted frequency) of the rows holding ``term`` in text or caption."""
+    def postings(self, conn: sqlite3.Connection, term: str) -> _Postings:
+        """The rows holding ``term`` in text or caption, with the term's BM25 part."""
         with self._lock:
             hit = self._postings.get(term)
             if hit is not None:
                 self._postings.move_to_end(term)
                 return hit
-        weight = " ".join(f"WHEN '{c}' THEN {w}" for c, w in COLUMN_WEIGHTS.items())
-        rows = conn.execute(
-            f"SELECT doc, SUM(CASE col {weight} ELSE 0.0 END) FROM vocab_inst WHERE term = ? "
-            f"AND col IN ({','.join(repr(c) for c in COLUMN_WEIGHTS)}) GROUP BY doc ORDER BY doc", (term,)).fetchall()
-        arr = np.array(rows, dtype=np.float64).reshape(-1, 2)
-        hit = (arr[:, 0].astype(np.int64), arr[:, 1])
+        # A one-phrase query's bm25() is the phrase's part of any query's bm25(): FTS5 sums the parts of
+        # its phrases. Reading it costs ~2.5 µs a row, a quarter of summing term instances from fts5vocab.
+        found = conn.execute(f"SELECT rowid, -{BM25} FROM fts WHERE fts MATCH ? ORDER BY rowid",
+                             ('{text caption} : "' + term.replace('"', '""') + '"',)).fetchall()
+        arr = np.array(found, dtype=np.float64).reshape(-1, 2)
+        rows = arr[:, 0].astype(np.int64)
+        held = np.zeros(max(self.size, int(rows[-1]) + 1 if len(rows) else 0), dtype=bool)
+        held[rows] = True
+        hit = _Postings(rows, arr[:, 1], np.packbits(held[:self.size]))
         with self._lock:
             self._postings[term] = hit
             while len(self._postings) > HOT_CACHE_TERMS:
@@ -233,27 +256,49 @@ class _Hot:
         return hit
 
     def rank(self, conn: sqlite3.Connection, terms: list[str], limit: int, offset: int) -> tuple[int, list[tuple[int, float]]]:
-        """(total, [(rowid, score)]) for rows holding every term, best first: FTS5's bm25 with our weights."""
-        lists = sorted((self.postings(conn, t) for t in terms), key=lambda p: len(p[0]))
-        rows, _ = lists[0]
-        for other, _ in lists[1:]:
-            rows = np.intersect1d(rows, other, assume_unique=True)
-        if len(rows) == 0:
-            return 0, []
-        dl = self.sizes[np.searchsorted(self.ids, rows)]
-        norm = BM25_K1 * (1 - BM25_B + BM25_B * dl / self.avgdl)
-        score = np.zeros(len(rows))
-        for plist, freq in lists:
-            f = freq[np.searchsorted(plist, rows)]
-            df = len(plist)
-            idf = math.log((self.n - df + 0.5) / (df + 0.5))
-            score += (idf if idf > 0 else 1e-6) * f * (BM25_K1 + 1) / (f + norm)
-        want = min(len(rows), offset + limit)
-        if want <= offset:
-            return len(rows), []
-        top = np.argpartition(-score, want - 1)[:want] if want < len(rows) else np.arange(len(rows))
-        top = top[np.lexsort((rows[top], -score[top]))][offset:want]
-        return len(rows), [(int(rows[i]), float(score[i])) for i in top]
+        """(total, [(rowid, score)]) for rows holding every term, best first (ties by rowid): FTS5's bm25
+        with our weights, the sum of the terms' parts (shortest list first)."""
+        lists = sorted((self.postings(conn, t) for t in terms), key=lambda p: len(p.rows))
+        want = offset + limit
+        if len(lists) == 1:
+            one = lists[0]
+            top = one.order()[offset:want]
+            return len(one.rows), [(int(one.rows[i]), float(one.score[i])) for i in top]
+        both = lists[0].bits.copy()
+        for other in lists[1:]:
+            np.bitwise_and(both, other.bits, out=both)
+        total = _popcount(both)
+        if total == 0 or want <= offset:
+            return total, []
+        want = min(want, total)
+        seen = np.zeros(0, dtype=np.int64)
+        found_rows, found_scores = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
+        depth, step = 0, max(64, 2 * want)
+        while True:
+            fresh = np.unique(np.concatenate([p.rows[p.order()[depth:depth + step]] for p in lists]))
+            fresh = fresh[~np.isin(fresh, seen, assume_unique=True)]
+            seen = np.concatenate([seen, fresh])
+            fresh = fresh[fresh < self.size]  # rows added since this version's bitmaps were sized
+            hits = fresh[((both[fresh >> 3] >> (7 - (fresh & 7))) & 1).astype(bool)]
+            score = np.zeros(len(hits))
+            for plist in lists:
+                score += plist.parts(hits)
+            found_rows.append(hits)
+            found_scores.append(score)
+            depth += step
+            if any(depth >= len(p.rows) for p in lists):
+                break  # a list read to its end: every row holding all the terms has been seen
+            # A row not seen yet scores at most the sum of each list's score at this depth.
+            bound = 0.0
+            for plist in lists:
+                bound += float(plist.score[plist.order()[depth - 1]])
+            scores = np.concatenate(found_scores)
+            if len(scores) >= want and -np.partition(-scores, want - 1)[want - 1] > bound:
+                break
+            step *= 2
+        rows, scores = np.concatenate(found_rows), np.concatenate(found_scores)
+        top = np.lexsort((rows, -scores))[offset:want]
+        return total, [(int(rows[i]), float(scores[i])) for i in top]
 
 
 class TextIndex:
@@ -274,6 +319,7 @@ class TextIndex:
         self._version: str | None = None
         self._hot: _Hot | None = None
         self._counts: OrderedDict[str, int] = OrderedDict()
+        self._hot_terms: OrderedDict[tuple[str, int], int] = OrderedDict()
         self._manifest_terms: OrderedDict[str, Counter[str]] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -395,6 +441,7 @@ class TextIndex:
                     self._version = version
                     self._hot = None
                     self._counts.clear()
+                    self._hot_terms.clear()
                     self._manifest_terms.clear()
                     if self.warm_terms:
                         threading.Thread(target=self._warm, args=(version,), daemon=True,
@@ -427,9 +474,22 @@ class TextIndex:
         finally:
             self.close()
 
-    def _doc_freq(self, term: str) -> int:
-        row = self._conn().execute("SELECT doc FROM vocab_col WHERE term = ? AND col = 'text'", (term,)).fetchone()
-        return int(row[0]) if row else 0
+    def _is_hot(self, term: str) -> bool:
+        """Whether ``term`` is in at least HOT_DF texts. fts5vocab's doc count walks the term's whole doclist
+        (40 ms for a word in every one of 100k texts), so this counts matches up to HOT_DF only, once per
+        term and index version."""
+        key = (term, HOT_DF)
+        with self._cache_lock:
+            known = self._hot_terms.get(key)
+        if known is None:
+            expr = '{text caption} : "' + term.replace('"', '""') + '"'
+            known = int(self._conn().execute(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM fts WHERE fts MATCH ? LIMIT ?)", (expr, HOT_DF)).fetchone()[0])
+            with self._cache_lock:
+                self._hot_terms[key] = known
+                while len(self._hot_terms) > 4096:
+                    self._hot_terms.popitem(last=False)
+        return known >= HOT_DF
 
     def _count(self, expr: str) -> int:
         with self._cache_lock:
@@ -479,7 +539,7 @@ class TextIndex:
         if len(terms) != len([raw for raw in q.split() if _WORD.search(fold(raw))]):
             return None  # a quoted term of several tokens is a phrase: FTS5 matches it
         words = list(dict.fromkeys(t for t, _ in terms))
-        if min(self._doc_freq(t) for t in words) < HOT_DF:
+        if not all(self._is_hot(t) for t in words):
             return None
         return self._hot_index().rank(self._conn(), words, limit, offset)
 
