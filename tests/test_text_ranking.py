@@ -186,3 +186,18 @@ def test_python_tokens_are_fts5_tokens_with_combining_marks(tmp_path: Path) -> N
     assert ours == fts_terms == ["descedre", "dlichste", "duvete", "unscha"]
     spans = textmod.find_spans(text, textmod.query_terms("descedre"))
     assert [text[s.start:s.end] for s in spans] == ["descẽdre"]
+
+
+def test_spans_of_the_first_matches_give_the_same_snippets() -> None:
+    """A search finds only the first SNIPPETS spans of a text; the snippets shown are those of all spans."""
+    text = ("Le ſiège de Liége, les Liégeois et LIEGE: liege liége " * 3) + "fin du texte liégeois."
+    for q in ("liege", "liege les", "lieg*", "siege fin", "absent"):
+        terms = textmod.query_terms(q)
+        every = textmod.find_spans(text, terms)
+        first = textmod.find_spans(text, terms, textmod.SNIPPETS)
+        assert first == every[:textmod.SNIPPETS]
+        for width in (10, 40):
+            assert textmod.TextMatch("r", "m", 1.0, text, first).snippets(width=width) == \
+                textmod.TextMatch("r", "m", 1.0, text, every).snippets(width=width), q
+    assert len(textmod.find_spans(text, textmod.query_terms("liege"))) > textmod.SNIPPETS
+    assert textmod.fold("ſiège Straße æ") == "siège Straße æ"
