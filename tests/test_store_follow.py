@@ -124,3 +124,18 @@ def test_no_read_path_reads_a_table_whole(book) -> None:
         scans = [p for p in plan if p.startswith("SCAN") and "CONSTANT ROW" not in p]
         assert not scans, (sql, plan)
     assert json.dumps(store.label_maps([mid]))  # the label is still there after the traced requests
+
+
+def test_health_counts_are_counted_again_after_any_write(book) -> None:
+    writer, reader, mid = book
+    store = Store(reader)
+    assert (store.count_manifests(), store.models()) == (1, {})
+    rows = _regions(mid, 0, 4)[1]
+    with writer.transaction() as conn:  # vectors are written without a change-log entry
+        conn.executemany("INSERT INTO embedding(region_id, model, row) VALUES (?, 'm', ?)",
+                         [(r.id, i) for i, r in enumerate(rows)])
+    assert store.models() == {"m": 4}
+    writer.mark_manifest_deleted(mid, "gone")
+    assert store.count_manifests() == 0
+    writer.upsert_manifest(_manifest({"de": ["Ein Buch"]}), content_hash="3")  # back: an "update" entry
+    assert store.count_manifests() == 1

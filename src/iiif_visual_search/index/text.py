@@ -333,6 +333,7 @@ class TextIndex:
         self._hot: _Hot | None = None
         self._counts: OrderedDict[str, int] = OrderedDict()
         self._hot_terms: OrderedDict[tuple[str, int], int] = OrderedDict()
+        self._len: int | None = None
         self._manifest_terms: OrderedDict[str, Counter[str]] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -362,6 +363,17 @@ class TextIndex:
 
     def __len__(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM doc").fetchone()[0])
+
+    def count(self) -> int:
+        """``len()``, counted once per index version (the service's /health asks on every probe)."""
+        self._current()
+        with self._cache_lock:
+            if self._len is not None:
+                return self._len
+        n = len(self)
+        with self._cache_lock:
+            self._len = n
+        return n
 
     def _upsert(self, conn: sqlite3.Connection, row: Any) -> None:
         text = region_text(row["context_before"], row["caption"], row["context_after"])
@@ -455,6 +467,7 @@ class TextIndex:
                     self._hot = None
                     self._counts.clear()
                     self._hot_terms.clear()
+                    self._len = None
                     self._manifest_terms.clear()
                     if self.warm_terms:
                         threading.Thread(target=self._warm, args=(version,), daemon=True,

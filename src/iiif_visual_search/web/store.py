@@ -7,7 +7,7 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
@@ -50,6 +50,7 @@ class Store:
         self._labels: dict[str, dict[str, list[str]] | None] = {}
         self._counts: tuple[int, int, int] | None = None  # (change seq, live regions, changes)
         self._follow_lock = threading.Lock()
+        self._memo: dict[str, tuple[tuple[int, int], Any]] = {}
 
     def _view(self, row: sqlite3.Row) -> RegionView:
         view = RegionView.from_row(row)
@@ -218,9 +219,27 @@ class Store:
             "WHERE r.manifest_id=? AND r.deleted=0 AND c.position >= 0", (manifest_id,))
         return {int(r["position"]) for r in rows if not is_noise(r["flags"])}
 
+    def count_manifests(self) -> int:
+        return self._unless_changed("manifests", lambda: int(self.catalogue.query_one(
+            "SELECT COUNT(*) AS n FROM manifest WHERE status='ok'")["n"]))
+
     def models(self) -> dict[str, int]:
-        return {r["model"]: r["n"] for r in self.catalogue.query(
-            "SELECT model, COUNT(*) AS n FROM embedding GROUP BY model ORDER BY model")}
+        return self._unless_changed("models", lambda: {r["model"]: r["n"] for r in self.catalogue.query(
+            "SELECT model, COUNT(*) AS n FROM embedding GROUP BY model ORDER BY model")})
+
+    def _unless_changed(self, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``, again only once the catalogue file has changed: a count over a whole table (what
+        /health reports) is read once per write, not once per request. SQLite's data_version moves when
+        another connection commits, total_changes when this one writes."""
+        stamp = (self.catalogue.query_one("PRAGMA data_version")[0], self.catalogue.conn.total_changes)
+        with self._follow_lock:
+            hit = self._memo.get(name)
+            if hit is not None and hit[0] == stamp:
+                return hit[1]
+        value = compute()
+        with self._follow_lock:
+            self._memo[name] = (stamp, value)
+        return value
 
 
 def _language_map(raw: Any) -> dict[str, list[str]] | None:
