@@ -163,6 +163,7 @@ def test_caches_follow_a_sync(indexed) -> None:
     word = "zqxwordzq"
     assert index.search(word).total == 0
     assert index.terms("zqx", manifest_id="m1") == []
+    assert index.terms("zqx") == []
     now = time.time()
     with cat.transaction() as conn:
         conn.execute("INSERT INTO region(id, canvas_id, manifest_id, x, y, w, h, context_before, created_at, "
@@ -172,6 +173,7 @@ def test_caches_follow_a_sync(indexed) -> None:
     assert index.sync(cat) == 1
     assert index.search(word).total == 1
     assert index.terms("zqx", manifest_id="m1") == [(word, 1)]
+    assert index.terms("zqx") == [(word, 1)]
 
 
 def test_python_tokens_are_fts5_tokens_with_combining_marks(tmp_path: Path) -> None:

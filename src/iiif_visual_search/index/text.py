@@ -334,6 +334,7 @@ class TextIndex:
         self._counts: OrderedDict[str, int] = OrderedDict()
         self._hot_terms: OrderedDict[tuple[str, int], int] = OrderedDict()
         self._len: int | None = None
+        self._prefix_terms: OrderedDict[tuple[str, int, int], list[tuple[str, int]]] = OrderedDict()
         self._manifest_terms: OrderedDict[str, Counter[str]] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -468,6 +469,7 @@ class TextIndex:
                     self._counts.clear()
                     self._hot_terms.clear()
                     self._len = None
+                    self._prefix_terms.clear()
                     self._manifest_terms.clear()
                     if self.warm_terms:
                         threading.Thread(target=self._warm, args=(version,), daemon=True,
@@ -585,11 +587,26 @@ class TextIndex:
             found = sorted(((t, n) for t, n in counts.items() if start <= t < end and n >= min_count),
                            key=lambda t: (-t[1], t[0]))[:limit]
             return sorted(found)
+        # fts5vocab counts a term's rows by walking its doclist, so a prefix of one or two letters walks a
+        # good part of the index (28 ms at 100k regions, growing with N). Those short prefixes are few and
+        # asked on every first keystroke: answers are kept per index version.
+        key = (start, limit, min_count)
+        self._current()
+        with self._cache_lock:
+            hit = self._prefix_terms.get(key)
+            if hit is not None:
+                self._prefix_terms.move_to_end(key)
+                return list(hit)
         rows = conn.execute(
             """SELECT term, doc AS n FROM vocab_col WHERE term >= ? AND term < ? AND col = 'text'
                AND doc >= ? ORDER BY n DESC, term LIMIT ?""",
             (start, end, min_count, limit)).fetchall()
-        return sorted(((r[0], int(r[1])) for r in rows), key=lambda t: t[0])
+        found = sorted(((r[0], int(r[1])) for r in rows), key=lambda t: t[0])
+        with self._cache_lock:
+            self._prefix_terms[key] = found
+            while len(self._prefix_terms) > 4096:
+                self._prefix_terms.popitem(last=False)
+        return list(found)
 
     def _terms_of(self, manifest_id: str) -> Counter[str]:
         """Term → number of the manifest's regions holding it; cached per index version (autocomplete is
