@@ -21,7 +21,7 @@ def _manifest(label: dict[str, list[str]], pages: int = 3) -> ManifestRecord:
     canvases = [CanvasRecord(id=f"https://example.org/book/canvas/{p}", position=p, width=1000, height=1500)
                 for p in range(pages)]
     raw = {"id": BOOK, "type": "Manifest", "label": label}
-    return ManifestRecord(id=BOOK, url=BOOK + ".json", version=3, label=" ".join(sum(label.values(), [])),
+    return ManifestRecord(id=BOOK, url=BOOK + ".json", version=3, label=" ".join(w for ws in label.values() for w in ws),
                           canvases=canvases, raw=raw)
 
 

@@ -203,3 +203,17 @@ def test_spans_of_the_first_matches_give_the_same_snippets() -> None:
                 textmod.TextMatch("r", "m", 1.0, text, every).snippets(width=width), q
     assert len(textmod.find_spans(text, textmod.query_terms("liege"))) > textmod.SNIPPETS
     assert textmod.fold("ſiège Straße æ") == "siège Straße æ"
+
+
+def test_hot_postings_stay_within_the_row_budget(indexed, monkeypatch) -> None:
+    index, _ = indexed
+    words = _common(index, 6)
+    hot = textmod._Hot(index._conn())
+    sizes = [len(hot.postings(index._conn(), w).rows) for w in words]
+    assert hot._rows == sum(sizes)
+    monkeypatch.setattr(textmod, "HOT_CACHE_ROWS", sizes[-1] + sizes[-2])
+    hot = textmod._Hot(index._conn())
+    for word in words:
+        hot.postings(index._conn(), word)
+    assert list(hot._postings) == words[-2:]  # the least recently used went first
+    assert hot._rows == sizes[-1] + sizes[-2]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import re
 import sqlite3
 import threading
@@ -70,6 +69,7 @@ BM25 = "bm25(fts, 1.0, 2.0, 0.0)"
 # postings: each row's bm25() for the term alone, read once per term and index version (``_Hot``).
 HOT_DF = 2000
 HOT_CACHE_TERMS = 256   # postings kept per index version (LRU)
+HOT_CACHE_ROWS = 30_000_000  # and at most this many rows over all of them: 20 bytes each (~600 MB)
 WARM_TERMS = 64         # the most frequent terms, loaded in the background when the index changes
 
 
@@ -202,7 +202,7 @@ def find_spans(text: str, terms: list[tuple[str, bool]], limit: int | None = Non
 
 
 # Bits set in each byte value: popcount for numpy < 2 (np.bitwise_count is numpy 2's).
-_BITS = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+_BITS = np.array([i.bit_count() for i in range(256)], dtype=np.int64)
 
 
 def _popcount(bits: np.ndarray) -> int:
@@ -244,6 +244,7 @@ class _Hot:
         # Bitmaps are indexed by rowid: rows are numbered from 1 and renumbered from 1 by a rebuild.
         self.size = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) + 1 FROM doc").fetchone()[0])
         self._postings: OrderedDict[str, _Postings] = OrderedDict()
+        self._rows = 0  # over every cached term
         self._lock = threading.Lock()
 
     def postings(self, conn: sqlite3.Connection, term: str) -> _Postings:
@@ -263,9 +264,12 @@ class _Hot:
         held[rows] = True
         hit = _Postings(rows, arr[:, 1], np.packbits(held[:self.size]))
         with self._lock:
+            if term not in self._postings:
+                self._rows += len(hit.rows)
             self._postings[term] = hit
-            while len(self._postings) > HOT_CACHE_TERMS:
-                self._postings.popitem(last=False)
+            while len(self._postings) > 1 and (len(self._postings) > HOT_CACHE_TERMS
+                                               or self._rows > HOT_CACHE_ROWS):
+                self._rows -= len(self._postings.popitem(last=False)[1].rows)
         return hit
 
     def rank(self, conn: sqlite3.Connection, terms: list[str], limit: int, offset: int) -> tuple[int, list[tuple[int, float]]]:
