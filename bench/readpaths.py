@@ -4,6 +4,9 @@
     nice -n 19 .venv/bin/python bench/readpaths.py /tmp/ivs-scale/ivs-scale-10000-*/data \\
         /tmp/ivs-scale/ivs-scale-100000-*/data
 
+    # a larger size without ingesting it: the kept 100k collection copied ten times (new ids), text index rebuilt
+    nice -n 19 .venv/bin/python bench/readpaths.py --grow /tmp/ivs-scale/ivs-scale-100000-*/data 1000000 /tmp/ivs-1m
+
 Takes data directories kept by ``bench/scale.py --keep`` (any sizes, smallest first). For each, the service
 runs in this process (Starlette app, httpx ASGI transport: no sockets, so load on a shared machine blurs it
 less than ``scale.py``'s HTTP numbers), every query set is asked once to warm the caches the service keeps
@@ -84,13 +87,14 @@ def measure(data_dir: Path, n: int) -> tuple[int, dict[str, tuple[float, float]]
                 "search, two common words": lambda i: get("/search/2", {"q": f"{common[i % 20]} {common[(i + 3) % 20]}"}),
                 "search, common word, page 5": lambda i: get("/search/2", {"q": common[i % 20], "page": "5"}),
                 "region page": lambda i: get(f"/iiif/{picked_canvases[i][0]}/canvas/{picked_canvases[i][1]}/regions"),
-                "similar by id": lambda i: get(f"/similar/{picked_regions[i]}", {"model": MODEL, "k": 20}),
                 "/annotations": lambda i: get("/annotations"),
                 "/annotations first page": lambda i: get(ann["first"]["id"].removeprefix(base)),
                 "/annotations last page": lambda i: get(ann["last"]["id"].removeprefix(base)),
                 "/activity last page": lambda i: get(act["last"]["id"].removeprefix(base)),
                 "/health": lambda i: get("/health"),
             }
+            if (data_dir / "vectors" / MODEL).is_dir():
+                paths["similar by id"] = lambda i: get(f"/similar/{picked_regions[i]}", {"model": MODEL, "k": 20})
             for name, fn in paths.items():
                 for i in range(n):  # warm
                     await fn(i)
@@ -135,11 +139,60 @@ def _full_rank(app, a: str, b: str) -> None:  # noqa: ANN001 - the Starlette app
         top[np.lexsort((rows[top], -score[top]))]
 
 
+def grow(source: Path, regions: int, dest: Path) -> None:
+    """``dest``: ``source``'s catalogue with its books copied (new ids, same texts) until it holds ``regions``
+    regions, each copy logged as created, and its text index built. No vectors: find-similar is left out."""
+    import shutil
+
+    from iiif_visual_search.catalogue import Catalogue
+    from iiif_visual_search.index.text import open_text_index
+
+    dest.mkdir(parents=True)
+    shutil.copyfile(source / "catalogue.sqlite", dest / "catalogue.sqlite")
+    cat = Catalogue(dest / "catalogue.sqlite")
+    have = int(cat.query_one("SELECT COUNT(*) AS n FROM region")["n"])
+    last = int(cat.query_one("SELECT MAX(seq) AS n FROM region")["n"])
+    t0 = time.perf_counter()
+    for copy in range(1, -(-regions // have)):
+        suffix = f"-{copy}"
+        with cat.transaction() as conn:
+            conn.execute("""INSERT INTO manifest(id, uri, url, version, label, metadata, rights, required_statement,
+                                homepage, raw, content_hash, fetched_at, status, error)
+                            SELECT id || ?1, uri || '#' || ?1, url || '#' || ?1, version, label, metadata, rights,
+                                required_statement, homepage, raw, content_hash, fetched_at, status, error
+                            FROM manifest WHERE id NOT LIKE '%-%'""", (suffix,))
+            conn.execute("""INSERT INTO canvas SELECT id || ?1, manifest_id || ?1, uri, position, label, width, height,
+                                image_url, image_width, image_height, image_service, image_service_version,
+                                image_service_profile, image_service_level, layout_url, layout_format, layout_hash,
+                                layout_status, physical_scale FROM canvas WHERE id NOT LIKE '%-%'""", (suffix,))
+            limit = min(have, regions - copy * have)
+            conn.execute("""INSERT INTO region(id, canvas_id, manifest_id, x, y, w, h, source_block_id, block_type,
+                                context_before, context_after, caption, flags, created_at, updated_at, deleted, seq)
+                            SELECT id || ?1, canvas_id || ?1, manifest_id || ?1, x, y, w, h, source_block_id,
+                                block_type, context_before, context_after, caption, flags, created_at, updated_at,
+                                deleted, seq + ?2 FROM region WHERE id NOT LIKE '%-%' ORDER BY seq LIMIT ?3""",
+                         (suffix, copy * last, limit))
+            conn.execute("""INSERT INTO change(kind, object_type, object_id, at)
+                            SELECT 'create', 'region', id, created_at FROM region WHERE id LIKE '%' || ?1
+                            ORDER BY seq""", (suffix,))
+        print(f"  copy {copy}: {int(cat.query_one('SELECT COUNT(*) AS n FROM region')['n']):,} regions "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    t0 = time.perf_counter()
+    n = open_text_index(dest).rebuild(cat)
+    print(f"  text index: {n:,} regions in {time.perf_counter() - t0:.0f} s", flush=True)
+    cat.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("data_dirs", type=Path, nargs="+", help="data directories kept by bench/scale.py --keep")
+    ap.add_argument("data_dirs", type=Path, nargs="*", help="data directories kept by bench/scale.py --keep")
     ap.add_argument("--requests", type=int, default=60, help="per read path and size")
+    ap.add_argument("--grow", nargs=3, metavar=("SOURCE", "REGIONS", "DEST"),
+                    help="copy SOURCE's books into a new data dir DEST until it holds REGIONS regions, and stop")
     args = ap.parse_args()
+    if args.grow:
+        grow(Path(args.grow[0]), int(args.grow[1]), Path(args.grow[2]))
+        return
     results = []
     for data_dir in args.data_dirs:
         regions, costs = measure(data_dir, args.requests)
@@ -150,6 +203,8 @@ def main() -> None:
     head = f"{'p50 ms (p99)':<44}" + "".join(f"{n:>18,}" for n in ns) + f"{'ratio':>8}{'k':>7}"
     print("\n" + head)
     for name in results[0][1]:
+        if any(name not in c for _, c in results):
+            continue
         values = [c[name] for _, c in results]
         p50s = [v[0] for v in values]
         k = float(np.polyfit(np.log(ns), np.log(p50s), 1)[0]) if len(ns) > 1 and min(p50s) > 0 else float("nan")
