@@ -212,19 +212,28 @@ def _popcount(bits: np.ndarray) -> int:
 
 @dataclass
 class _Postings:
-    """One term's rows (sorted), each row's BM25 part for the term (fixed for an index version), and which
-    documents hold it as a bitmap over the index's rows (one bit a row: ANDed to count a query's matches)."""
+    """One term's rows (sorted) and each row's BM25 part for the term, fixed for an index version; made on
+    first use, the rows in score order and a bitmap of the rows (one bit a row, ANDed to count the matches
+    of several words)."""
 
     rows: np.ndarray
     score: np.ndarray
-    bits: np.ndarray
+    size: int  # bits in the bitmap: the index version's last rowid + 1
     _order: np.ndarray | None = None
+    _bits: np.ndarray | None = None
 
     def order(self) -> np.ndarray:
         """Positions best first (score descending, then rowid), sorted once."""
         if self._order is None:
             self._order = np.lexsort((self.rows, -self.score)).astype(np.int32)
         return self._order
+
+    def bits(self) -> np.ndarray:
+        if self._bits is None:
+            held = np.zeros(self.size, dtype=bool)
+            held[self.rows[self.rows < self.size]] = True  # rows added since the version was sized: left out
+            self._bits = np.packbits(held)
+        return self._bits
 
     def parts(self, rows: np.ndarray) -> np.ndarray:
         """The term's BM25 part for each of ``rows``, every one of which holds the term."""
@@ -259,10 +268,7 @@ class _Hot:
         found = conn.execute(f"SELECT rowid, -{BM25} FROM fts WHERE fts MATCH ? ORDER BY rowid",
                              ('{text caption} : "' + term.replace('"', '""') + '"',)).fetchall()
         arr = np.array(found, dtype=np.float64).reshape(-1, 2)
-        rows = arr[:, 0].astype(np.int64)
-        held = np.zeros(max(self.size, int(rows[-1]) + 1 if len(rows) else 0), dtype=bool)
-        held[rows] = True
-        hit = _Postings(rows, arr[:, 1], np.packbits(held[:self.size]))
+        hit = _Postings(arr[:, 0].astype(np.int64), arr[:, 1], self.size)
         with self._lock:
             if term not in self._postings:
                 self._rows += len(hit.rows)
@@ -281,9 +287,9 @@ class _Hot:
             one = lists[0]
             top = one.order()[offset:want]
             return len(one.rows), [(int(one.rows[i]), float(one.score[i])) for i in top]
-        both = lists[0].bits.copy()
+        both = lists[0].bits().copy()
         for other in lists[1:]:
-            np.bitwise_and(both, other.bits, out=both)
+            np.bitwise_and(both, other.bits(), out=both)
         total = _popcount(both)
         if total == 0 or want <= offset:
             return total, []
