@@ -217,3 +217,37 @@ def test_hot_postings_stay_within_the_row_budget(indexed, monkeypatch) -> None:
         hot.postings(index._conn(), word)
     assert list(hot._postings) == words[-2:]  # the least recently used went first
     assert hot._rows == sizes[-1] + sizes[-2]
+
+
+def test_one_warming_thread_follows_the_newest_version(indexed, monkeypatch, tmp_path: Path) -> None:
+    """While an ingest changes the index every few seconds, each change started another warming thread, and
+    they ran side by side; one thread now follows the newest version."""
+    import threading
+
+    _, cat = indexed
+    index = TextIndex(tmp_path / "warm.sqlite", warm_terms=3)
+    index.rebuild(cat)
+    started, release = threading.Event(), threading.Event()
+    loaded: list[str] = []
+    real = textmod._Hot.postings
+
+    def slow(self, conn, term):  # noqa: ANN001, ANN202 - the wrapped method
+        started.set()
+        release.wait(30)
+        loaded.append(index._version)
+        return real(self, conn, term)
+
+    monkeypatch.setattr(textmod._Hot, "postings", slow)
+    monkeypatch.setattr(textmod, "HOT_DF", 1)
+    index._current()
+    assert started.wait(30)
+    for _ in range(3):  # the index changes while the first version is being warmed
+        textmod._bump_version(index._conn())
+        index._current()
+        assert sum(t.name == "text-index-warm" for t in threading.enumerate()) == 1
+    newest = index._version
+    release.set()
+    for thread in [t for t in threading.enumerate() if t.name == "text-index-warm"]:
+        thread.join(30)
+    assert not index._warming
+    assert loaded[-1] == newest and len(index._hot._postings) == 3
