@@ -7,6 +7,7 @@ import random
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from lxml import etree
 
@@ -98,6 +99,39 @@ def test_hot_postings_rank_exactly_as_fts5_bm25(indexed, monkeypatch) -> None:
             assert all(m.spans for m in hot.matches)
 
 
+def _full_ranking(index: TextIndex, words: list[str]) -> list[tuple[int, float]]:
+    """Every row holding all the words, scored from the postings and sorted whole: what the threshold walk of
+    ``_Hot.rank`` must give page by page without sorting every match."""
+    hot = index._hot_index()
+    lists = sorted((hot.postings(index._conn(), w) for w in words), key=lambda p: len(p.rows))
+    rows = lists[0].rows
+    for other in lists[1:]:
+        rows = np.intersect1d(rows, other.rows, assume_unique=True)
+    score = np.zeros(len(rows))
+    for plist in lists:
+        score += plist.score[np.searchsorted(plist.rows, rows)]
+    return sorted(zip(rows.tolist(), score.tolist()), key=lambda t: (-t[1], t[0]))
+
+
+def test_pages_of_several_words_are_slices_of_the_full_ranking(indexed, monkeypatch) -> None:
+    index, _ = indexed
+    monkeypatch.setattr(textmod, "HOT_DF", 1)
+    words = _common(index, 40)
+    queries = [[words[0]], [words[0], words[1]], [words[2], words[9]], [words[1], words[5], words[7]],
+               [words[3], words[30]], [words[0], words[39]], [words[4], words[4] + "zz"]]
+    index._current()
+    hot = index._hot_index()
+    for query in queries:
+        full = _full_ranking(index, query)
+        for limit in (1, 7, 25):
+            pages = []
+            for offset in range(0, len(full) + limit, limit):
+                total, page = hot.rank(index._conn(), query, limit, offset)
+                assert total == len(full), query
+                pages.extend(page)
+            assert pages == full, (query, limit)
+
+
 def test_hot_path_is_not_used_for_prefixes_phrases_or_a_manifest(indexed, monkeypatch) -> None:
     index, _ = indexed
     monkeypatch.setattr(textmod, "HOT_DF", 1)
@@ -129,6 +163,7 @@ def test_caches_follow_a_sync(indexed) -> None:
     word = "zqxwordzq"
     assert index.search(word).total == 0
     assert index.terms("zqx", manifest_id="m1") == []
+    assert index.terms("zqx") == []
     now = time.time()
     with cat.transaction() as conn:
         conn.execute("INSERT INTO region(id, canvas_id, manifest_id, x, y, w, h, context_before, created_at, "
@@ -138,6 +173,7 @@ def test_caches_follow_a_sync(indexed) -> None:
     assert index.sync(cat) == 1
     assert index.search(word).total == 1
     assert index.terms("zqx", manifest_id="m1") == [(word, 1)]
+    assert index.terms("zqx") == [(word, 1)]
 
 
 def test_python_tokens_are_fts5_tokens_with_combining_marks(tmp_path: Path) -> None:
@@ -152,3 +188,66 @@ def test_python_tokens_are_fts5_tokens_with_combining_marks(tmp_path: Path) -> N
     assert ours == fts_terms == ["descedre", "dlichste", "duvete", "unscha"]
     spans = textmod.find_spans(text, textmod.query_terms("descedre"))
     assert [text[s.start:s.end] for s in spans] == ["descẽdre"]
+
+
+def test_spans_of_the_first_matches_give_the_same_snippets() -> None:
+    """A search finds only the first SNIPPETS spans of a text; the snippets shown are those of all spans."""
+    text = ("Le ſiège de Liége, les Liégeois et LIEGE: liege liége " * 3) + "fin du texte liégeois."
+    for q in ("liege", "liege les", "lieg*", "siege fin", "absent"):
+        terms = textmod.query_terms(q)
+        every = textmod.find_spans(text, terms)
+        first = textmod.find_spans(text, terms, textmod.SNIPPETS)
+        assert first == every[:textmod.SNIPPETS]
+        for width in (10, 40):
+            assert textmod.TextMatch("r", "m", 1.0, text, first).snippets(width=width) == \
+                textmod.TextMatch("r", "m", 1.0, text, every).snippets(width=width), q
+    assert len(textmod.find_spans(text, textmod.query_terms("liege"))) > textmod.SNIPPETS
+    assert textmod.fold("ſiège Straße æ") == "siège Straße æ"
+
+
+def test_hot_postings_stay_within_the_row_budget(indexed, monkeypatch) -> None:
+    index, _ = indexed
+    words = _common(index, 6)
+    hot = textmod._Hot(index._conn())
+    sizes = [len(hot.postings(index._conn(), w).rows) for w in words]
+    assert hot._rows == sum(sizes)
+    monkeypatch.setattr(textmod, "HOT_CACHE_ROWS", sizes[-1] + sizes[-2])
+    hot = textmod._Hot(index._conn())
+    for word in words:
+        hot.postings(index._conn(), word)
+    assert list(hot._postings) == words[-2:]  # the least recently used went first
+    assert hot._rows == sizes[-1] + sizes[-2]
+
+
+def test_one_warming_thread_follows_the_newest_version(indexed, monkeypatch, tmp_path: Path) -> None:
+    """While an ingest changes the index every few seconds, each change started another warming thread, and
+    they ran side by side; one thread now follows the newest version."""
+    import threading
+
+    _, cat = indexed
+    index = TextIndex(tmp_path / "warm.sqlite", warm_terms=3)
+    index.rebuild(cat)
+    started, release = threading.Event(), threading.Event()
+    loaded: list[str] = []
+    real = textmod._Hot.postings
+
+    def slow(self, conn, term):  # noqa: ANN001, ANN202 - the wrapped method
+        started.set()
+        release.wait(30)
+        loaded.append(index._version)
+        return real(self, conn, term)
+
+    monkeypatch.setattr(textmod._Hot, "postings", slow)
+    monkeypatch.setattr(textmod, "HOT_DF", 1)
+    index._current()
+    assert started.wait(30)
+    for _ in range(3):  # the index changes while the first version is being warmed
+        textmod._bump_version(index._conn())
+        index._current()
+        assert sum(t.name == "text-index-warm" for t in threading.enumerate()) == 1
+    newest = index._version
+    release.set()
+    for thread in [t for t in threading.enumerate() if t.name == "text-index-warm"]:
+        thread.join(30)
+    assert not index._warming
+    assert loaded[-1] == newest and len(index._hot._postings) == 3

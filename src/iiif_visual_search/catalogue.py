@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS manifest (
     status TEXT NOT NULL DEFAULT 'ok', -- ok | deleted
     error TEXT NOT NULL DEFAULT ''
 );
+-- Manifests are found by our id, their IIIF id or the URL they were read from (find_manifest): each indexed,
+-- so a lookup costs the same at any number of manifests.
+CREATE INDEX IF NOT EXISTS manifest_url ON manifest(url);
 
 CREATE TABLE IF NOT EXISTS collection (
     uri TEXT PRIMARY KEY,
@@ -80,6 +83,7 @@ CREATE TABLE IF NOT EXISTS canvas (
     UNIQUE (manifest_id, uri)
 );
 CREATE INDEX IF NOT EXISTS canvas_manifest ON canvas(manifest_id, position);
+CREATE INDEX IF NOT EXISTS canvas_uri ON canvas(uri);  -- find-similar names a canvas by its IIIF id
 
 CREATE TABLE IF NOT EXISTS region (
     id TEXT PRIMARY KEY,

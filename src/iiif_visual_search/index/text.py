@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import re
 import sqlite3
 import threading
@@ -27,7 +26,10 @@ from typing import Any
 import numpy as np
 
 # One-for-one folds the unicode61 tokenizer does not do. Each maps one character to one character.
-_FOLD = str.maketrans({"ſ": "s", "ß": "ß", "æ": "æ", "Æ": "Æ"})
+_FOLD = {"ſ": "s", "ß": "ß", "æ": "æ", "Æ": "Æ"}
+# Applied with str.replace, which runs at memchr speed: str.translate looks up every character (30 µs for
+# the 500 characters of a region's text, paid for each hit of a search page).
+_FOLD_CHANGES = tuple((a, b) for a, b in _FOLD.items() if a != b)
 _WORD = re.compile(r"\w", re.UNICODE)
 
 # Regions the layout marked that are not pictures (rules, slivers, specks: geometry.flags_for). Their
@@ -61,19 +63,21 @@ CREATE VIRTUAL TABLE IF NOT EXISTS vocab_inst USING fts5vocab(fts, 'instance');
 
 # BM25 column weights: text (before + caption + after), caption again (a caption names the picture), scope.
 BM25 = "bm25(fts, 1.0, 2.0, 0.0)"
-COLUMN_WEIGHTS = {"text": 1.0, "caption": 2.0}
-BM25_K1, BM25_B = 1.2, 0.75  # FTS5's constants
 
 # FTS5's bm25() costs ~3 µs per matching row, and ORDER BY it ranks every match: 100-150 ms for a word in
 # half of 100k texts. Queries whose every term is in at least HOT_DF texts are ranked instead from in-memory
-# postings (rows and weighted term frequencies read once from the fts5vocab table), with FTS5's formula.
+# postings: each row's bm25() for the term alone, read once per term and index version (``_Hot``).
 HOT_DF = 2000
 HOT_CACHE_TERMS = 256   # postings kept per index version (LRU)
+HOT_CACHE_ROWS = 30_000_000  # and at most this many rows over all of them: 20 bytes each (~600 MB)
 WARM_TERMS = 64         # the most frequent terms, loaded in the background when the index changes
 
 
 def fold(text: str) -> str:
-    return text.translate(_FOLD)
+    for a, b in _FOLD_CHANGES:
+        if a in text:
+            text = text.replace(a, b)
+    return text
 
 
 @functools.lru_cache(maxsize=1 << 16)  # called per token of every snippet text: words repeat
@@ -118,15 +122,19 @@ class Span:
     end: int
 
 
+# Snippets shown per hit, at most: a search finds the spans of the first SNIPPETS matches of each text only.
+SNIPPETS = 3
+
+
 @dataclass
 class TextMatch:
     region_id: str
     manifest_id: str
     score: float  # BM25, higher is better
     text: str
-    spans: list[Span] = field(default_factory=list)
+    spans: list[Span] = field(default_factory=list)  # from a search: the first SNIPPETS matches
 
-    def snippets(self, width: int = 80, limit: int = 3) -> list[tuple[str, str, str]]:
+    def snippets(self, width: int = 80, limit: int = SNIPPETS) -> list[tuple[str, str, str]]:
         """(prefix, exact, suffix) around each match, cut at word boundaries.
 
         The snippets of one text never overlap: a suffix stops where the next match starts, and a prefix
@@ -176,84 +184,144 @@ def query_terms(q: str) -> list[tuple[str, bool]]:
     return out
 
 
-def find_spans(text: str, terms: list[tuple[str, bool]]) -> list[Span]:
-    """Where the query's tokens occur in ``text`` (folded like the index folds), in text order."""
+def find_spans(text: str, terms: list[tuple[str, bool]], limit: int | None = None) -> list[Span]:
+    """Where the query's tokens occur in ``text`` (folded like the index folds), in text order; the first
+    ``limit`` only, if given (a common word's first few are near the start: the rest is not read)."""
     if not terms:
         return []
     exact = {t for t, p in terms if not p}
     prefixes = tuple(t for t, p in terms if p)
-    spans = []
+    spans: list[Span] = []
     for m in _TOKEN.finditer(fold(text)):
         token = fold_term(m.group())
         if token in exact or (prefixes and token.startswith(prefixes)):
             spans.append(Span(m.start(), m.end()))
+            if len(spans) == limit:
+                break
     return spans
 
 
-def _varints(blob: bytes) -> int:
-    """Sum of the SQLite varints in an fts5 docsize blob: the row's token count over all columns."""
-    total = value = 0
-    for byte in blob:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            total += value
-            value = 0
-    return total
+# Bits set in each byte value: popcount for numpy < 2 (np.bitwise_count is numpy 2's).
+_BITS = np.array([i.bit_count() for i in range(256)], dtype=np.int64)
+
+
+def _popcount(bits: np.ndarray) -> int:
+    counter = getattr(np, "bitwise_count", None)
+    return int(counter(bits).sum(dtype=np.int64)) if counter is not None else int(_BITS[bits].sum())
+
+
+@dataclass
+class _Postings:
+    """One term's rows (sorted) and each row's BM25 part for the term, fixed for an index version; made on
+    first use, the rows in score order and a bitmap of the rows (one bit a row, ANDed to count the matches
+    of several words)."""
+
+    rows: np.ndarray
+    score: np.ndarray
+    size: int  # bits in the bitmap: the index version's last rowid + 1
+    _order: np.ndarray | None = None
+    _bits: np.ndarray | None = None
+
+    def order(self) -> np.ndarray:
+        """Positions best first (score descending, then rowid), sorted once."""
+        if self._order is None:
+            self._order = np.lexsort((self.rows, -self.score)).astype(np.int32)
+        return self._order
+
+    def bits(self) -> np.ndarray:
+        if self._bits is None:
+            held = np.zeros(self.size, dtype=bool)
+            held[self.rows[self.rows < self.size]] = True  # rows added since the version was sized: left out
+            self._bits = np.packbits(held)
+        return self._bits
+
+    def parts(self, rows: np.ndarray) -> np.ndarray:
+        """The term's BM25 part for each of ``rows``, every one of which holds the term."""
+        return self.score[np.searchsorted(self.rows, rows)]
 
 
 class _Hot:
-    """Postings of frequent terms and the per-row token counts of one index version, for BM25 in numpy."""
+    """Postings of frequent terms of one index version, for BM25 in numpy.
+
+    A term's part of a row's BM25 depends only on the row and the term, so it is read once, with the
+    postings. A one-word query is then a slice of the term's rows in score order. A query of several words walks
+    the terms' rows in score order together and stops when no row further down can reach the page (Fagin's
+    threshold algorithm); its total is the popcount of the terms' bitmaps ANDed. Neither looks at every
+    matching row, so a query costs about the same whether the words are in 1% or 90% of the texts."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        rows = conn.execute("SELECT id, sz FROM fts_docsize ORDER BY id").fetchall()
-        self.ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        self.sizes = np.fromiter((_varints(r[1]) for r in rows), dtype=np.float64, count=len(rows))
-        self.n = len(rows)
-        self.avgdl = float(self.sizes.mean()) if self.n else 1.0
-        self._postings: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        # Bitmaps are indexed by rowid: rows are numbered from 1 and renumbered from 1 by a rebuild.
+        self.size = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) + 1 FROM doc").fetchone()[0])
+        self._postings: OrderedDict[str, _Postings] = OrderedDict()
+        self._rows = 0  # over every cached term
         self._lock = threading.Lock()
 
-    def postings(self, conn: sqlite3.Connection, term: str) -> tuple[np.ndarray, np.ndarray]:
-        """(sorted rowids, column-weighted frequency) of the rows holding ``term`` in text or caption."""
+    def postings(self, conn: sqlite3.Connection, term: str) -> _Postings:
+        """The rows holding ``term`` in text or caption, with the term's BM25 part."""
         with self._lock:
             hit = self._postings.get(term)
             if hit is not None:
                 self._postings.move_to_end(term)
                 return hit
-        weight = " ".join(f"WHEN '{c}' THEN {w}" for c, w in COLUMN_WEIGHTS.items())
-        rows = conn.execute(
-            f"SELECT doc, SUM(CASE col {weight} ELSE 0.0 END) FROM vocab_inst WHERE term = ? "
-            f"AND col IN ({','.join(repr(c) for c in COLUMN_WEIGHTS)}) GROUP BY doc ORDER BY doc", (term,)).fetchall()
-        arr = np.array(rows, dtype=np.float64).reshape(-1, 2)
-        hit = (arr[:, 0].astype(np.int64), arr[:, 1])
+        # A one-phrase query's bm25() is the phrase's part of any query's bm25(): FTS5 sums the parts of
+        # its phrases. Reading it costs ~2.5 µs a row, a quarter of summing term instances from fts5vocab.
+        found = conn.execute(f"SELECT rowid, -{BM25} FROM fts WHERE fts MATCH ? ORDER BY rowid",
+                             ('{text caption} : "' + term.replace('"', '""') + '"',)).fetchall()
+        arr = np.array(found, dtype=np.float64).reshape(-1, 2)
+        hit = _Postings(arr[:, 0].astype(np.int64), arr[:, 1], self.size)
         with self._lock:
+            if term not in self._postings:
+                self._rows += len(hit.rows)
             self._postings[term] = hit
-            while len(self._postings) > HOT_CACHE_TERMS:
-                self._postings.popitem(last=False)
+            while len(self._postings) > 1 and (len(self._postings) > HOT_CACHE_TERMS
+                                               or self._rows > HOT_CACHE_ROWS):
+                self._rows -= len(self._postings.popitem(last=False)[1].rows)
         return hit
 
     def rank(self, conn: sqlite3.Connection, terms: list[str], limit: int, offset: int) -> tuple[int, list[tuple[int, float]]]:
-        """(total, [(rowid, score)]) for rows holding every term, best first: FTS5's bm25 with our weights."""
-        lists = sorted((self.postings(conn, t) for t in terms), key=lambda p: len(p[0]))
-        rows, _ = lists[0]
-        for other, _ in lists[1:]:
-            rows = np.intersect1d(rows, other, assume_unique=True)
-        if len(rows) == 0:
-            return 0, []
-        dl = self.sizes[np.searchsorted(self.ids, rows)]
-        norm = BM25_K1 * (1 - BM25_B + BM25_B * dl / self.avgdl)
-        score = np.zeros(len(rows))
-        for plist, freq in lists:
-            f = freq[np.searchsorted(plist, rows)]
-            df = len(plist)
-            idf = math.log((self.n - df + 0.5) / (df + 0.5))
-            score += (idf if idf > 0 else 1e-6) * f * (BM25_K1 + 1) / (f + norm)
-        want = min(len(rows), offset + limit)
-        if want <= offset:
-            return len(rows), []
-        top = np.argpartition(-score, want - 1)[:want] if want < len(rows) else np.arange(len(rows))
-        top = top[np.lexsort((rows[top], -score[top]))][offset:want]
-        return len(rows), [(int(rows[i]), float(score[i])) for i in top]
+        """(total, [(rowid, score)]) for rows holding every term, best first (ties by rowid): FTS5's bm25
+        with our weights, the sum of the terms' parts (shortest list first)."""
+        lists = sorted((self.postings(conn, t) for t in terms), key=lambda p: len(p.rows))
+        want = offset + limit
+        if len(lists) == 1:
+            one = lists[0]
+            top = one.order()[offset:want]
+            return len(one.rows), [(int(one.rows[i]), float(one.score[i])) for i in top]
+        both = lists[0].bits().copy()
+        for other in lists[1:]:
+            np.bitwise_and(both, other.bits(), out=both)
+        total = _popcount(both)
+        if total == 0 or want <= offset:
+            return total, []
+        want = min(want, total)
+        seen = np.zeros(0, dtype=np.int64)
+        found_rows, found_scores = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
+        depth, step = 0, max(64, 2 * want)
+        while True:
+            fresh = np.unique(np.concatenate([p.rows[p.order()[depth:depth + step]] for p in lists]))
+            fresh = fresh[~np.isin(fresh, seen, assume_unique=True)]
+            seen = np.concatenate([seen, fresh])
+            fresh = fresh[fresh < self.size]  # rows added since this version's bitmaps were sized
+            hits = fresh[((both[fresh >> 3] >> (7 - (fresh & 7))) & 1).astype(bool)]
+            score = np.zeros(len(hits))
+            for plist in lists:
+                score += plist.parts(hits)
+            found_rows.append(hits)
+            found_scores.append(score)
+            depth += step
+            if any(depth >= len(p.rows) for p in lists):
+                break  # a list read to its end: every row holding all the terms has been seen
+            # A row not seen yet scores at most the sum of each list's score at this depth.
+            bound = 0.0
+            for plist in lists:
+                bound += float(plist.score[plist.order()[depth - 1]])
+            scores = np.concatenate(found_scores)
+            if len(scores) >= want and -np.partition(-scores, want - 1)[want - 1] > bound:
+                break
+            step *= 2
+        rows, scores = np.concatenate(found_rows), np.concatenate(found_scores)
+        top = np.lexsort((rows, -scores))[offset:want]
+        return total, [(int(rows[i]), float(scores[i])) for i in top]
 
 
 class TextIndex:
@@ -274,8 +342,12 @@ class TextIndex:
         self._version: str | None = None
         self._hot: _Hot | None = None
         self._counts: OrderedDict[str, int] = OrderedDict()
+        self._hot_terms: OrderedDict[tuple[str, int], int] = OrderedDict()
+        self._len: int | None = None
+        self._prefix_terms: OrderedDict[tuple[str, int, int], list[tuple[str, int]]] = OrderedDict()
         self._manifest_terms: OrderedDict[str, Counter[str]] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._warming = False  # a warming thread is running (``_warm``)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -303,6 +375,17 @@ class TextIndex:
 
     def __len__(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM doc").fetchone()[0])
+
+    def count(self) -> int:
+        """``len()``, counted once per index version (the service's /health asks on every probe)."""
+        self._current()
+        with self._cache_lock:
+            if self._len is not None:
+                return self._len
+        n = len(self)
+        with self._cache_lock:
+            self._len = n
+        return n
 
     def _upsert(self, conn: sqlite3.Connection, row: Any) -> None:
         text = region_text(row["context_before"], row["caption"], row["context_after"])
@@ -395,10 +478,13 @@ class TextIndex:
                     self._version = version
                     self._hot = None
                     self._counts.clear()
+                    self._hot_terms.clear()
+                    self._len = None
+                    self._prefix_terms.clear()
                     self._manifest_terms.clear()
-                    if self.warm_terms:
-                        threading.Thread(target=self._warm, args=(version,), daemon=True,
-                                         name="text-index-warm").start()
+                    if self.warm_terms and not self._warming:
+                        self._warming = True
+                        threading.Thread(target=self._warm, daemon=True, name="text-index-warm").start()
         return version
 
     def _hot_index(self) -> _Hot:
@@ -410,26 +496,58 @@ class TextIndex:
                 hot = self._hot
         return hot
 
-    def _warm(self, version: str) -> None:
-        """Load the postings of the most frequent terms, so the first query for a common word is fast too."""
+    def _warm(self) -> None:
+        """Load the postings of the most frequent terms, so the first query for a common word is fast too.
+
+        One warming thread at a time: while an ingest changes the index every few seconds, each change used
+        to start another (at a million regions each walks the vocabulary for 2.6 s, then reads postings for
+        about 40 s), and they ran side by side. This one follows the newest version until it is done with
+        it, dropping the work of a version that was replaced."""
         try:
-            conn = self._conn()
-            terms = [r[0] for r in conn.execute(
-                "SELECT term FROM vocab_col WHERE col = 'text' AND doc >= ? ORDER BY doc DESC LIMIT ?",
-                (HOT_DF, self.warm_terms))]
-            hot = self._hot_index()
-            for term in terms:
-                if self._version != version:
-                    return
-                hot.postings(conn, term)
-        except sqlite3.Error:
-            pass  # warming is an optimisation; queries load what they need themselves
+            while True:
+                version = self._version
+                try:
+                    self._warm_version(version)
+                except sqlite3.Error:
+                    pass  # warming is an optimisation; queries load what they need themselves
+                with self._cache_lock:  # the version checked and the flag cleared as one step
+                    if self._version == version:
+                        self._warming = False
+                        return
+        except BaseException:
+            with self._cache_lock:
+                self._warming = False
+            raise
         finally:
             self.close()
 
-    def _doc_freq(self, term: str) -> int:
-        row = self._conn().execute("SELECT doc FROM vocab_col WHERE term = ? AND col = 'text'", (term,)).fetchone()
-        return int(row[0]) if row else 0
+    def _warm_version(self, version: str | None) -> None:
+        conn = self._conn()
+        terms = [r[0] for r in conn.execute(
+            "SELECT term FROM vocab_col WHERE col = 'text' AND doc >= ? ORDER BY doc DESC LIMIT ?",
+            (HOT_DF, self.warm_terms))]
+        hot = self._hot_index()
+        for term in terms:
+            if self._version != version:
+                return
+            hot.postings(conn, term)
+
+    def _is_hot(self, term: str) -> bool:
+        """Whether ``term`` is in at least HOT_DF texts. fts5vocab's doc count walks the term's whole doclist
+        (40 ms for a word in every one of 100k texts), so this counts matches up to HOT_DF only, once per
+        term and index version."""
+        key = (term, HOT_DF)
+        with self._cache_lock:
+            known = self._hot_terms.get(key)
+        if known is None:
+            expr = '{text caption} : "' + term.replace('"', '""') + '"'
+            known = int(self._conn().execute(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM fts WHERE fts MATCH ? LIMIT ?)", (expr, HOT_DF)).fetchone()[0])
+            with self._cache_lock:
+                self._hot_terms[key] = known
+                while len(self._hot_terms) > 4096:
+                    self._hot_terms.popitem(last=False)
+        return known >= HOT_DF
 
     def _count(self, expr: str) -> int:
         with self._cache_lock:
@@ -468,7 +586,7 @@ class TextIndex:
         except sqlite3.OperationalError as exc:  # e.g. a query FTS5 cannot parse despite quoting
             raise ValueError(f"cannot search for {q!r}: {exc}") from None
         matches = [TextMatch(docs[rowid][0], docs[rowid][1], float(score), docs[rowid][2],
-                             find_spans(docs[rowid][2], terms)) for rowid, score in page if rowid in docs]
+                             find_spans(docs[rowid][2], terms, SNIPPETS)) for rowid, score in page if rowid in docs]
         return TextResults(int(total), matches)
 
     def _search_hot(self, q: str, terms: list[tuple[str, bool]], manifest_id: str | None, limit: int,
@@ -479,7 +597,7 @@ class TextIndex:
         if len(terms) != len([raw for raw in q.split() if _WORD.search(fold(raw))]):
             return None  # a quoted term of several tokens is a phrase: FTS5 matches it
         words = list(dict.fromkeys(t for t, _ in terms))
-        if min(self._doc_freq(t) for t in words) < HOT_DF:
+        if not all(self._is_hot(t) for t in words):
             return None
         return self._hot_index().rank(self._conn(), words, limit, offset)
 
@@ -499,11 +617,26 @@ class TextIndex:
             found = sorted(((t, n) for t, n in counts.items() if start <= t < end and n >= min_count),
                            key=lambda t: (-t[1], t[0]))[:limit]
             return sorted(found)
+        # fts5vocab counts a term's rows by walking its doclist, so a prefix of one or two letters walks a
+        # good part of the index (28 ms at 100k regions, growing with N). Those short prefixes are few and
+        # asked on every first keystroke: answers are kept per index version.
+        key = (start, limit, min_count)
+        self._current()
+        with self._cache_lock:
+            hit = self._prefix_terms.get(key)
+            if hit is not None:
+                self._prefix_terms.move_to_end(key)
+                return list(hit)
         rows = conn.execute(
             """SELECT term, doc AS n FROM vocab_col WHERE term >= ? AND term < ? AND col = 'text'
                AND doc >= ? ORDER BY n DESC, term LIMIT ?""",
             (start, end, min_count, limit)).fetchall()
-        return sorted(((r[0], int(r[1])) for r in rows), key=lambda t: t[0])
+        found = sorted(((r[0], int(r[1])) for r in rows), key=lambda t: t[0])
+        with self._cache_lock:
+            self._prefix_terms[key] = found
+            while len(self._prefix_terms) > 4096:
+                self._prefix_terms.popitem(last=False)
+        return list(found)
 
     def _terms_of(self, manifest_id: str) -> Counter[str]:
         """Term → number of the manifest's regions holding it; cached per index version (autocomplete is

@@ -38,13 +38,13 @@ from .state import State, state
 def health_route(request: Request) -> Response:
     st = state(request)
     try:
-        manifests_n = len(st.store.manifests())
+        manifests_n = st.store.count_manifests()
         regions_n = st.store.count_regions()
         models = st.store.models()
     except Exception as exc:  # noqa: BLE001 - health must answer, and say why it is unhealthy
         return error_response(503, f"catalogue unreadable: {exc}")
     return JSONResponse({"status": "ok", "version": __version__, "manifests": manifests_n, "regions": regions_n,
-                         "text_index": len(st.text), "embeddings": models, "base_url": st.urls.base})
+                         "text_index": st.text.count(), "embeddings": models, "base_url": st.urls.base})
 
 
 def openapi_route(request: Request) -> Response:

@@ -72,8 +72,9 @@ def text_annotation_route(request: Request) -> Response:
 
 def collection_route(request: Request) -> Response:
     st = state(request)
-    doc = harvest.manifest_collection(st.store.manifests(), urls=st.urls, label=st.options.collection_label,
-                                      labels=st.store.label_maps())
+    manifests = st.store.manifests()
+    doc = harvest.manifest_collection(manifests, urls=st.urls, label=st.options.collection_label,
+                                      labels=st.store.label_maps(m["id"] for m in manifests))
     return JsonLd(doc, PREZI3_MEDIA)
 
 

@@ -7,7 +7,7 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
@@ -44,10 +44,13 @@ class Store:
     def __init__(self, catalogue: Catalogue, urls: Urls | None = None) -> None:
         self.catalogue = catalogue
         self.urls = urls
-        # manifest id → (fetched_at, label as a language map): read from the stored source JSON once per
-        # version of the manifest, because the catalogue's label column is flat text.
-        self._labels: dict[str, tuple[float, dict[str, list[str]] | None]] = {}
-        self._labels_lock = threading.Lock()
+        # Kept in step with the catalogue's change log (``_follow``): manifest id → its label as a language
+        # map (read from the stored source JSON, because the label column is flat text), and the live region
+        # and change counts. A request reads the last change number and what changed since; never a table.
+        self._labels: dict[str, dict[str, list[str]] | None] = {}
+        self._counts: tuple[int, int, int] | None = None  # (change seq, live regions, changes)
+        self._follow_lock = threading.Lock()
+        self._memo: dict[str, tuple[tuple[int, int], Any]] = {}
 
     def _view(self, row: sqlite3.Row) -> RegionView:
         view = RegionView.from_row(row)
@@ -66,26 +69,61 @@ class Store:
                 for r in self.catalogue.query("SELECT id, uri, image_url FROM canvas WHERE manifest_id=?",
                                               (manifest_id,))}
 
-    def label_maps(self) -> dict[str, dict[str, list[str]] | None]:
-        """Every live manifest's label with its languages (``{"de": [...]}`` stays German)."""
-        rows = self.catalogue.query("SELECT id, fetched_at FROM manifest WHERE status='ok'")
-        with self._labels_lock:
-            stale = [r["id"] for r in rows if self._labels.get(r["id"], (None,))[0] != r["fetched_at"]]
-            for start in range(0, len(stale), 500):
-                chunk = stale[start:start + 500]
-                for row in self.catalogue.query(
-                        "SELECT id, fetched_at, json_extract(raw, '$.label') AS label FROM manifest "
-                        f"WHERE id IN ({','.join('?' * len(chunk))})", chunk):
-                    raw = row["label"]
-                    try:
-                        value = json.loads(raw) if isinstance(raw, str) and raw[:1] in "[{\"" else raw
-                    except ValueError:
-                        value = raw
-                    self._labels[row["id"]] = (row["fetched_at"], language_map(value))
-            return {r["id"]: self._labels.get(r["id"], (0.0, None))[1] for r in rows}
+    def _follow(self) -> tuple[int, int, int]:
+        """Bring the label cache and the counts up to the catalogue's last change: (seq, regions, changes).
+
+        Every manifest write logs a change, and a region is logged ``create`` when it becomes live (new or
+        revived) and ``delete`` when it stops being live (``Catalogue.replace_canvas_regions``,
+        ``_delete_canvas_regions``), so the change rows since the last look say which labels went stale and
+        by how much the counts moved: the cost is that of the changes since, never a table's.
+        """
+        with self._follow_lock:
+            if self._counts is not None:
+                seq, regions, changes = self._counts
+                # One statement, one snapshot: the sums and the new last seq agree.
+                row = self.catalogue.query_one(
+                    """SELECT (SELECT COALESCE(MAX(seq), 0) FROM change) AS last, COUNT(*) AS n,
+                              COALESCE(SUM(CASE WHEN object_type = 'region' AND kind = 'create' THEN 1
+                                                WHEN object_type = 'region' AND kind = 'delete' THEN -1
+                                                ELSE 0 END), 0) AS live
+                       FROM change WHERE seq > ?""", (seq,))
+                last = int(row["last"])
+                if last == seq:
+                    return self._counts
+                if last > seq:
+                    for stale in self.catalogue.query(
+                            "SELECT DISTINCT object_id FROM change WHERE seq > ? AND seq <= ? "
+                            "AND object_type = 'manifest'", (seq, last)):
+                        self._labels.pop(stale["object_id"], None)
+                    self._counts = (last, regions + int(row["live"]), changes + int(row["n"]))
+                    return self._counts
+            # First look, or a catalogue rebuilt from scratch (its last change is older than ours): count.
+            row = self.catalogue.query_one(
+                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM change) AS seq, "
+                "(SELECT COUNT(*) FROM region WHERE deleted=0) AS regions, (SELECT COUNT(*) FROM change) AS n")
+            self._counts = (int(row["seq"]), int(row["regions"]), int(row["n"]))
+            self._labels.clear()
+            return self._counts
+
+    def label_maps(self, manifest_ids: Iterable[str]) -> dict[str, dict[str, list[str]] | None]:
+        """These manifests' labels with their languages (``{"de": [...]}`` stays German); None for a manifest
+        that is not live. Each is read once per version of the manifest."""
+        wanted = list(dict.fromkeys(manifest_ids))
+        self._follow()
+        with self._follow_lock:
+            missing = [m for m in wanted if m not in self._labels]
+            for start in range(0, len(missing), 500):
+                chunk = missing[start:start + 500]
+                found = {row["id"]: row for row in self.catalogue.query(
+                    "SELECT id, status, json_extract(raw, '$.label') AS label FROM manifest "
+                    f"WHERE id IN ({','.join('?' * len(chunk))})", chunk)}
+                for manifest_id in chunk:
+                    row = found.get(manifest_id)
+                    self._labels[manifest_id] = _language_map(row["label"]) if row and row["status"] == "ok" else None
+            return {m: self._labels.get(m) for m in wanted}
 
     def _views(self, rows: Sequence[sqlite3.Row]) -> list[RegionView]:
-        labels = self.label_maps() if rows else {}
+        labels = self.label_maps({r["manifest_id"] for r in rows}) if rows else {}
         return [dataclasses.replace(v, manifest_label_map=labels.get(v.manifest_id))
                 for v in map(self._view, rows)]
 
@@ -145,7 +183,7 @@ class Store:
     # --- harvest -------------------------------------------------------------------------------
 
     def count_regions(self) -> int:
-        return int(self.catalogue.query_one("SELECT COUNT(*) AS n FROM region WHERE deleted=0")["n"])
+        return self._follow()[1]
 
     # Harvest pages are fixed slices of creation order: page n holds the regions whose ``seq`` (region) or
     # change number (activity) lies in ((n-1)·size, n·size]. A deleted region keeps its slot, so a delete
@@ -161,7 +199,7 @@ class Store:
             _REGION_SELECT + " WHERE r.seq > ? AND r.seq <= ? AND r.deleted=0 ORDER BY r.seq", (after, upto)))
 
     def count_changes(self) -> int:
-        return int(self.catalogue.query_one("SELECT COUNT(*) AS n FROM change")["n"])
+        return self._follow()[2]
 
     def last_change_seq(self) -> int:
         return int(self.catalogue.query_one("SELECT COALESCE(MAX(seq), 0) AS n FROM change")["n"])
@@ -181,6 +219,33 @@ class Store:
             "WHERE r.manifest_id=? AND r.deleted=0 AND c.position >= 0", (manifest_id,))
         return {int(r["position"]) for r in rows if not is_noise(r["flags"])}
 
+    def count_manifests(self) -> int:
+        return self._unless_changed("manifests", lambda: int(self.catalogue.query_one(
+            "SELECT COUNT(*) AS n FROM manifest WHERE status='ok'")["n"]))
+
     def models(self) -> dict[str, int]:
-        return {r["model"]: r["n"] for r in self.catalogue.query(
-            "SELECT model, COUNT(*) AS n FROM embedding GROUP BY model ORDER BY model")}
+        return self._unless_changed("models", lambda: {r["model"]: r["n"] for r in self.catalogue.query(
+            "SELECT model, COUNT(*) AS n FROM embedding GROUP BY model ORDER BY model")})
+
+    def _unless_changed(self, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``, again only once the catalogue file has changed: a count over a whole table (what
+        /health reports) is read once per write, not once per request. SQLite's data_version moves when
+        another connection commits, total_changes when this one writes."""
+        stamp = (self.catalogue.query_one("PRAGMA data_version")[0], self.catalogue.conn.total_changes)
+        with self._follow_lock:
+            hit = self._memo.get(name)
+            if hit is not None and hit[0] == stamp:
+                return hit[1]
+        value = compute()
+        with self._follow_lock:
+            self._memo[name] = (stamp, value)
+        return value
+
+
+def _language_map(raw: Any) -> dict[str, list[str]] | None:
+    """A label as ``json_extract`` returns it (JSON text for objects and lists) as a language map."""
+    try:
+        value = json.loads(raw) if isinstance(raw, str) and raw[:1] in "[{\"" else raw
+    except ValueError:
+        value = raw
+    return language_map(value)
