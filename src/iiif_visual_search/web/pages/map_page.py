@@ -45,7 +45,7 @@ def render_map_page(request: Request) -> Response:
     lang_q = {"lang": lang} if lang != "en" else {}
 
     def link(path: str, **params: str) -> str:
-        query = urlencode({**params, **lang_q})
+        query = urlencode({**params, **lang_q}, safe="{}")  # the script fills in {id}
         return f"{root}{path}" + (f"?{query}" if query else "")
 
     settings: dict[str, Any] = {
