@@ -55,6 +55,8 @@ class MapSummary:
 
 
 class _Clock:
+    """Seconds per stage."""
+
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self._t = time.perf_counter()
@@ -139,16 +141,31 @@ def _read(vectors: VectorStore, rows: np.ndarray) -> np.ndarray:
     return vectors.file.read(rows)
 
 
-def _fit(vectors: VectorStore, rows: np.ndarray, ids: list[str], opts: MapOptions,
-         old_members: dict[int, frozenset[str]], first_free: int, clock: _Clock,
-         say: Callable[[str], None]) -> store.MapData:
+@dataclass
+class Layout:
+    """Every region's place and cluster from one fit (before cluster ids are made stable)."""
+
+    transform: layout.Transform
+    xy: np.ndarray
+    cluster: np.ndarray
+    fitted: np.ndarray
+    sample: np.ndarray
+    used: dict[str, Any]
+    min_cluster_size: int
+
+
+def lay_out(read: Callable[[np.ndarray], np.ndarray], ids: Sequence[str], params: layout.LayoutParams,
+            min_cluster_size: int | None = None, clock: _Clock | None = None,
+            say: Callable[[str], None] = lambda _msg: None) -> Layout:
+    """Fit on a sample and place the rest. ``read(positions)`` gives the vectors of ``ids[positions]``
+    (positions sorted). No catalogue: ``bench/map.py`` runs this on synthetic vectors."""
+    clock = clock or _Clock()
     n = len(ids)
-    params = opts.params
     sample = layout.sample_rows(n, params.fit_sample, params.seed)
     say(f"fitting {params.method} on {len(sample)} of {n} regions")
-    transform, _, used = layout.fit(_read(vectors, rows[sample]), params)
+    transform, _, used = layout.fit(read(sample), params)
     clock.lap("layout")
-    min_size = opts.min_cluster_size or cl.auto_min_cluster_size(len(sample))
+    min_size = min_cluster_size or cl.auto_min_cluster_size(len(sample))
     raw = cl.hdbscan(transform.reference_xy, min_size, params.seed)
     clock.lap("clusters")
     xy = np.zeros((n, 2), dtype=np.float32)
@@ -159,23 +176,34 @@ def _fit(vectors: VectorStore, rows: np.ndarray, ids: list[str], opts: MapOption
     rest = np.flatnonzero(~fitted)
     for start in range(0, len(rest), CHUNK):
         part = rest[start:start + CHUNK]
-        reduced = transform.reduce(_read(vectors, rows[part]))
+        reduced = transform.reduce(read(part))
         xy[part], cluster[part] = transform.place(reduced, [ids[i] for i in part.tolist()], params.neighbours)
     if len(rest):
         say(f"placed {len(rest)} regions with the fitted transform")
     clock.lap("place")
-    cluster, _ = cl.stable_ids(old_members, cluster, ids, first_free)
-    transform.reference_cluster = cluster[sample]
+    return Layout(transform, xy, cluster, fitted, sample, used, min_size)
+
+
+def _fit(vectors: VectorStore, rows: np.ndarray, ids: list[str], opts: MapOptions,
+         old_members: dict[int, frozenset[str]], first_free: int, clock: _Clock,
+         say: Callable[[str], None]) -> store.MapData:
+    params = opts.params
+    done = lay_out(lambda positions: _read(vectors, rows[positions]), ids, params, opts.min_cluster_size, clock, say)
+    cluster, _ = cl.stable_ids(old_members, done.cluster, ids, first_free)
+    transform = done.transform
+    transform.reference_cluster = cluster[done.sample]
+    n = len(ids)
     cell = thumbs.cell_size(n)
     meta: dict[str, Any] = {
         "model": vectors.descriptor.name, "key": vectors.key, "architecture": vectors.descriptor.architecture,
         "revision": vectors.descriptor.revision, "dim": vectors.descriptor.dim,
-        "params": {**params.to_dict(), **used, "min_cluster_size": min_size, "clustering": "HDBSCAN (scikit-learn)",
+        "params": {**params.to_dict(), **done.used, "min_cluster_size": done.min_cluster_size,
+                   "clustering": "HDBSCAN (scikit-learn)",
                    "placement": f"median of {params.neighbours} nearest fitted regions (PCA space)"},
         "fitted_at": time.time(), "atlas": {"cell": cell, "sheet": thumbs.SHEET},
     }
-    return store.MapData(meta, np.array(ids), xy, cluster, np.arange(n, dtype=np.int32),
-                         np.full(n, -1.0, dtype=np.float32), fitted, transform)
+    return store.MapData(meta, np.array(ids), done.xy, cluster, np.arange(n, dtype=np.int32),
+                         np.full(n, -1.0, dtype=np.float32), done.fitted, transform)
 
 
 def _update(vectors: VectorStore, previous: store.MapData, ids: list[str], opts: MapOptions, clock: _Clock,
