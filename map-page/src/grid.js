@@ -17,8 +17,9 @@ export class PointGrid {
 
   key(x, y) { return this.cellOf(y) * this.size + this.cellOf(x); }
 
-  // The visible point whose square (half side `half`, world units) holds (x, y), nearest its centre; -1 if none.
-  at(x, y, half, visible) {
+  // The point (`accept(i)` true) whose square (half side `half`, world units) holds (x, y), nearest its centre;
+  // -1 if none.
+  at(x, y, half, accept) {
     let best = -1;
     let bestD = Infinity;
     const x0 = this.cellOf(x - half); const x1 = this.cellOf(x + half);
@@ -26,7 +27,7 @@ export class PointGrid {
     for (let cy = y0; cy <= y1; cy += 1) {
       for (let cx = x0; cx <= x1; cx += 1) {
         for (const i of this.cells.get(cy * this.size + cx) || []) {
-          if (!visible[i]) continue;
+          if (!accept(i)) continue;
           const dx = Math.abs(this.xs[i] - x); const dy = Math.abs(this.ys[i] - y);
           if (dx > half || dy > half) continue;
           const d = dx * dx + dy * dy;

@@ -2,7 +2,7 @@
 // The page's HTML (web/templates/map.html) holds every control and the settings block; this adds behaviour.
 import { decodeMap } from './data.js';
 import { PointGrid } from './grid.js';
-import { MapRenderer, webglAvailable } from './render.js';
+import { MapRenderer, MIN_PX, webglAvailable } from './render.js';
 import { View } from './view.js';
 
 const LABELS_SHOWN = 24;       // cluster names drawn at once, largest first
@@ -37,7 +37,8 @@ class MapPage {
     const { map } = this;
     this.books = new Map(map.header.books.map((b, i) => [i, b]));
     this.clusters = new Map(map.header.clusters.map((c) => [c.id, c]));
-    this.worldSize = 0.9 / Math.sqrt(Math.max(1, map.n));
+    // Sprites cover about half the map's square: most of the picture without piling thumbnails on each other.
+    this.worldSize = 0.7 / Math.sqrt(Math.max(1, map.n));
     this.visible = new Uint8Array(map.n).fill(1);
     this.grid = new PointGrid(map.x, map.y, Math.ceil(Math.sqrt(map.n) / 2));
     if (!webglAvailable()) {
@@ -90,7 +91,7 @@ class MapPage {
     this.placeCursor();
   }
 
-  pointPx() { return this.worldSize * this.view.scale; }
+  pointPx() { return Math.max(this.worldSize * this.view.scale, MIN_PX); }
 
   drawLabels() {
     this.labelLayer.replaceChildren();
@@ -142,7 +143,9 @@ class MapPage {
   pointAt(clientX, clientY) {
     const rect = this.container.getBoundingClientRect();
     const [wx, wy] = this.view.toWorld(clientX - rect.left, clientY - rect.top);
-    return this.grid.at(wx, wy, Math.max(this.worldSize / 2, 3 / this.view.scale), this.visible);
+    const { fraction } = this.renderer;
+    const half = Math.max(this.worldSize, MIN_PX / this.view.scale) / 2;
+    return this.grid.at(wx, wy, Math.max(half, 3 / this.view.scale), (i) => this.visible[i] && this.renderer.frac[i] < fraction);
   }
 
   describe(i) {
@@ -332,6 +335,7 @@ class MapPage {
       sheetsLoaded: () => (this.renderer ? this.renderer.loadedSheets : 0),
       sheets: () => (this.renderer ? this.renderer.groups.length : 0),
       frames: () => (this.renderer ? this.renderer.frames : 0),
+      drawnShare: () => (this.renderer ? this.renderer.fraction : 0),
       drawNow: () => this.draw(),
       pan: (dx, dy) => { this.view.panPixels(dx, dy); },
       zoom: (f) => this.zoomCentre(f),

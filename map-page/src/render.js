@@ -1,9 +1,11 @@
 // Drawing with three.js: one THREE.Points per atlas sheet, each point a sprite cut from its sheet's cell.
 // Until a sheet has loaded, its points are drawn in their cluster's colour.
 import {
-  BufferAttribute, BufferGeometry, LinearFilter, LinearMipmapLinearFilter, OrthographicCamera, Points, Scene,
+  BufferAttribute, BufferGeometry, LinearFilter, LinearMipmapNearestFilter, OrthographicCamera, Points, Scene,
   ShaderMaterial, TextureLoader, WebGLRenderer,
 } from 'three';
+
+export const MIN_PX = 8;
 
 const VERTEX = `
 attribute float cell;
@@ -74,7 +76,9 @@ export class MapRenderer {
     const { cell, sheet } = map.header.atlas;
     this.grid = sheet / cell;
     this.perSheet = this.grid * this.grid;
+    this.spriteMargin = 2 / Math.sqrt(Math.max(1, map.n));
     this.groups = this.buildGroups(sheetUrl);
+    this.fraction = 1;
     this.frames = 0;
   }
 
@@ -88,7 +92,17 @@ export class MapRenderer {
     }
     const loader = new TextureLoader();
     const groups = [];
+    // Within a sheet, points go in a fixed random order: drawing the first part of the buffer then draws a
+    // fair sample of it (see draw: far out, fewer but larger thumbnails).
+    this.frac = new Float32Array(map.n);
+    let seed = 12345;
+    const random = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
     for (const [sheet, members] of bySheet) {
+      for (let k = members.length - 1; k > 0; k -= 1) {
+        const j = Math.floor(random() * (k + 1));
+        [members[k], members[j]] = [members[j], members[k]];
+      }
+      members.forEach((i, k) => { this.frac[i] = k / members.length; });
       const m = members.length;
       const position = new Float32Array(m * 3);
       const cell = new Float32Array(m);
@@ -115,15 +129,16 @@ export class MapRenderer {
         depthTest: false,
         depthWrite: false,
       });
-      const points = new Points(geometry, material);
-      points.frustumCulled = false;
+      geometry.computeBoundingSphere();
+      geometry.boundingSphere.radius += this.spriteMargin;  // sprites reach past their centres
+      const points = new Points(geometry, material);  // culled by three.js when its patch is out of view
       this.scene.add(points);
       const group = { sheet, members, points, material, shown };
       loader.load(sheetUrl(sheet), (texture) => {
         texture.flipY = false;
         // No colour-space conversion: the shader writes the sheet's sRGB bytes as they are.
         texture.generateMipmaps = true;
-        texture.minFilter = LinearMipmapLinearFilter;
+        texture.minFilter = LinearMipmapNearestFilter;  // one mip level: half the texel reads of trilinear
         texture.magFilter = LinearFilter;
         texture.needsUpdate = true;
         material.uniforms.atlas.value = texture;
@@ -152,8 +167,16 @@ export class MapRenderer {
     this.camera.top = bounds.y0;
     this.camera.bottom = bounds.y1;
     this.camera.updateProjectionMatrix();
-    const px = Math.min(this.maxPoint, Math.max(1.5, worldSize * view.scale * this.renderer.getPixelRatio()));
-    for (const g of this.groups) g.material.uniforms.pointPx.value = px;
+    // Thumbnails smaller than MIN_PX carry no picture: draw a fraction of them, larger, covering the same area
+    // (a point's cost in a software renderer is per point, not per pixel).
+    const ratio = this.renderer.getPixelRatio();
+    const natural = worldSize * view.scale;
+    this.fraction = Math.min(1, (natural / MIN_PX) ** 2);
+    const px = Math.min(this.maxPoint, Math.max(natural, MIN_PX) * ratio);
+    for (const g of this.groups) {
+      g.material.uniforms.pointPx.value = px;
+      g.points.geometry.setDrawRange(0, Math.ceil(this.fraction * g.members.length));
+    }
     this.renderer.render(this.scene, this.camera);
     this.frames += 1;
   }

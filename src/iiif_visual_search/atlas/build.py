@@ -202,7 +202,7 @@ def _fit(vectors: VectorStore, rows: np.ndarray, ids: list[str], opts: MapOption
                    "placement": f"median of {params.neighbours} nearest fitted regions (PCA space)"},
         "fitted_at": time.time(), "atlas": {"cell": cell, "sheet": thumbs.SHEET},
     }
-    return store.MapData(meta, np.array(ids), done.xy, cluster, np.arange(n, dtype=np.int32),
+    return store.MapData(meta, np.array(ids), done.xy, cluster, thumbs.spatial_cells(done.xy),
                          np.full(n, -1.0, dtype=np.float32), done.fitted, transform)
 
 

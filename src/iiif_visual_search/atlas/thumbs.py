@@ -3,9 +3,9 @@ draws a hundred thousand pictures from a few dozen textures (one draw call each)
 
 A thumbnail keeps its aspect ratio inside its square cell, centred; the page cuts the bars off with the
 aspect ratio stored per region. Cells smaller for larger collections keep the download and the texture
-memory near 400 MB at most: 64 px up to 10,000 regions, 32 px up to 150,000, 16 px beyond. Cells are handed out
-in order and kept: a region placed by a later run gets the next free cell and only the last sheet is
-written again.
+memory near 400 MB at most: 64 px up to 10,000 regions, 32 px up to 150,000, 16 px beyond. A fit hands cells
+out in Z-order of the map positions, so that one sheet is one patch of the map (``spatial_cells``); cells are
+then kept: a region placed by a later run gets the next free cell and only the last sheet is written again.
 """
 
 from __future__ import annotations
@@ -78,6 +78,25 @@ def write_sheets(folder: Path, paths: Sequence[str | None], cells: np.ndarray, c
             sheet.save(buf, "JPEG", quality=QUALITY, optimize=True)
             (folder / f"{sheet_no}.jpg").write_bytes(buf.getvalue())
     return aspects
+
+
+def spatial_cells(xy: np.ndarray) -> np.ndarray:
+    """Cells in Z-order of the regions' positions: each sheet then holds one compact patch of the map, so the
+    page skips every sheet outside the view (a sheet is one draw call)."""
+    if len(xy) == 0:
+        return np.zeros(0, dtype=np.int32)
+    q = np.clip((np.asarray(xy, dtype=np.float64) * 65535).round(), 0, 65535).astype(np.uint64)
+
+    def spread(v: np.ndarray) -> np.ndarray:  # 16 bits to every other bit of 32
+        v = (v | (v << np.uint64(8))) & np.uint64(0x00FF00FF)
+        v = (v | (v << np.uint64(4))) & np.uint64(0x0F0F0F0F)
+        v = (v | (v << np.uint64(2))) & np.uint64(0x33333333)
+        return (v | (v << np.uint64(1))) & np.uint64(0x55555555)
+
+    order = np.argsort(spread(q[:, 0]) | (spread(q[:, 1]) << np.uint64(1)), kind="stable")
+    cells = np.empty(len(xy), dtype=np.int32)
+    cells[order] = np.arange(len(xy), dtype=np.int32)
+    return cells
 
 
 def sheet_count(cells: np.ndarray, cell: int) -> int:
