@@ -237,10 +237,14 @@ class MapPage {
   zoomToCluster(id, button) {
     const { map } = this;
     let x0 = Infinity; let y0 = Infinity; let x1 = -Infinity; let y1 = -Infinity;
-    for (let i = 0; i < map.n; i += 1) {
-      if (map.cluster[i] !== id || !this.visible[i]) continue;
-      x0 = Math.min(x0, map.x[i]); x1 = Math.max(x1, map.x[i]);
-      y0 = Math.min(y0, map.y[i]); y1 = Math.max(y1, map.y[i]);
+    // The cluster's pictures the filters show; all of them when the filters hide every one.
+    for (const onlyShown of [true, false]) {
+      for (let i = 0; i < map.n; i += 1) {
+        if (map.cluster[i] !== id || (onlyShown && !this.visible[i])) continue;
+        x0 = Math.min(x0, map.x[i]); x1 = Math.max(x1, map.x[i]);
+        y0 = Math.min(y0, map.y[i]); y1 = Math.max(y1, map.y[i]);
+      }
+      if (x0 <= x1) break;
     }
     if (x0 > x1) return;
     const pad = this.worldSize;

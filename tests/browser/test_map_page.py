@@ -165,6 +165,13 @@ def test_keyboard_filters_and_bokmal(page) -> None:  # noqa: ANN001
     assert page.locator("#map-clusters button").first.get_attribute("aria-pressed") == "true"
     page.focus("#map")
     page.keyboard.press("0")
+    assert page.locator(".map-label").count() == 0, "close in, thumbnails speak for themselves"
+    for _ in range(3):
+        page.keyboard.press("-")
+    page.wait_for_selector(".map-label")
+    labels = set(page.locator(".map-label").all_inner_texts())
+    assert labels and labels <= {c.split(" (")[0] for c in page.locator("#map-clusters button").all_inner_texts()}
+    page.keyboard.press("0")
     page.keyboard.press("n")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/region/r[0-9a-f]+"))

@@ -17,13 +17,14 @@ from .common import lower_priority, open_catalogue, settings_from
               help="auto: t-SNE (openTSNE, the 'map' extra) when installed, else the first two principal components")
 @click.option("--fit-sample", type=click.IntRange(min=2), default=50_000, show_default=True,
               help="Regions laid out by t-SNE; the others are placed by the fitted transform")
-@click.option("--perplexity", type=click.FloatRange(min=1.0), default=30.0, show_default=True)
+@click.option("--perplexity", type=click.FloatRange(min=1.0), default=30.0, show_default=True,
+              help="t-SNE's neighbourhood size (lowered for collections too small for it)")
 @click.option("--min-cluster-size", type=click.IntRange(min=2), default=None,
               help="HDBSCAN's smallest cluster (default: 1/200 of the fitted regions, between 3 and 500)")
 @click.option("--prompts", "prompts_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Zero-shot cluster names to choose from, one per line (models that read text)")
 @click.option("--no-prompts", is_flag=True, help="Name clusters by their context words only")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample, t-SNE and HDBSCAN")
 @click.pass_context
 def map_(ctx: click.Context, model: str | None, refit: bool, method: str, fit_sample: int, perplexity: float,
          min_cluster_size: int | None, prompts_file: Path | None, no_prompts: bool, seed: int) -> None:
