@@ -4,6 +4,13 @@ The naive loop is what the paper ran: AutoImageProcessor + model, fp32, one imag
 Random weights at the real architecture size (no download): speed does not depend on the weights.
 
     .venv/bin/python bench/embed.py --arch siglip --images 48 --batch 8
+
+``--ray local`` compares instead ``ivs embed --ray local`` with the local ``ivs embed``, end to end from cached
+images in a catalogue, for the architecture and the weight-free fingerprint. Each path runs twice, on
+``--images`` and on a quarter of them, so the time splits into a fixed start-up (worker processes, model
+loads) and a cost per image; the Ray path's overhead per image is the difference of the slopes.
+
+    .venv/bin/python bench/embed.py --ray local --arch siglip --images 64 --batch 16
 """
 
 from __future__ import annotations
@@ -86,14 +93,109 @@ def ours(path: Path, ims: list[Image.Image], batch: int, precision: str | None) 
     return len(ims) / (time.perf_counter() - t0), np.concatenate(rows), f"{emb.device}/{emb.dtype}"
 
 
+class CpuMeter:
+    """CPU seconds of this process and every process below it (the local Ray cluster's workers), sampled
+    from /proc, the last reading of an exited process kept. On a shared machine CPU time per image is a far
+    steadier figure than wall time, and the one that cost scales with."""
+
+    def __init__(self, every: float = 0.2) -> None:
+        import os
+        import threading
+
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        import os
+
+        parent: dict[int, int] = {}
+        times: dict[int, float] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parent[int(entry)] = int(fields[1])
+            times[int(entry)] = (int(fields[11]) + int(fields[12])) / self.tick
+        me = os.getpid()
+        for pid, cpu in times.items():
+            p, hops = pid, 0
+            while p not in (0, 1, me) and hops < 64:
+                p, hops = parent.get(p, 0), hops + 1
+            if p == me or pid == me:
+                self.seen[pid] = cpu
+
+    def _run(self, every: float) -> None:
+        while not self._stop.wait(every):
+            self._sample()
+
+    def total(self) -> float:
+        self._sample()
+        return sum(self.seen.values())
+
+
+def ray_vs_local(args: argparse.Namespace) -> None:
+    import os
+
+    from embed_data import build_data_dir
+
+    from iiif_visual_search.catalogue import Catalogue
+    from iiif_visual_search.embed.models import get_embedder
+    from iiif_visual_search.embed_ray import connect, run_embed_ray
+    from iiif_visual_search.embed_job import run_embed
+
+    meter = CpuMeter()
+    t0 = time.perf_counter()
+    connect(args.ray, num_cpus=os.cpu_count())
+    print(f"ray: cluster {args.ray} up in {time.perf_counter() - t0:.1f} s; {os.cpu_count()} CPUs here; load "
+          f"average {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for model, n in ((str(build(args.arch, root)), args.images), ("fingerprint", args.images * 4)):
+            name = args.arch if model != "fingerprint" else model
+            get_embedder(model, "cpu", precision=args.precision)  # loaded once here: not part of either path
+            sizes = (n // 4, n)
+            cpu: dict[str, list[float]] = {"local": [], "ray": []}
+            for size in sizes:
+                for way in ("local", "ray"):
+                    data = build_data_dir(root / f"{name}-{way}-{size}", size, images=images(size))
+                    cat = Catalogue(data / "catalogue.sqlite")
+                    c, t = meter.total(), time.perf_counter()
+                    if way == "local":
+                        report = run_embed(cat, data, model, device="cpu", batch_size=args.batch, progress=False)
+                    else:
+                        report = run_embed_ray(cat, data, model, address=args.ray, precision=args.precision,
+                                               batch_size=args.batch, progress=False)
+                    wall, used = time.perf_counter() - t, meter.total() - c
+                    assert report.embedded == size, report
+                    cpu[way].append(used)
+                    print(f"{name} {way} {size} images: {wall:.1f} s ({size / wall:.1f} img/s), CPU {used:.1f} s "
+                          f"({used / size * 1e3:.0f} ms/img); first batch after {report.warmup_seconds:.1f} s; "
+                          f"load {os.getloadavg()[0]:.1f}")
+            per = {w: (c[1] - c[0]) / (sizes[1] - sizes[0]) for w, c in cpu.items()}
+            fixed = {w: c[0] - per[w] * sizes[0] for w, c in cpu.items()}
+            print(f"{name}: CPU per image local {per['local'] * 1e3:.0f} ms, ray {per['ray'] * 1e3:.0f} ms "
+                  f"(overhead {(per['ray'] - per['local']) * 1e3:+.0f} ms, {per['ray'] / per['local']:.2f}x); "
+                  f"fixed CPU per job local {fixed['local']:.1f} s, ray {fixed['ray']:.1f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--arch", default="siglip", choices=["siglip", "clip", "vit"])
     ap.add_argument("--images", type=int, default=48)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--precision", default=None, help="auto (default), fp32, bf16, fp16")
+    ap.add_argument("--ray", default=None, help="local, auto or ray://HOST:PORT: the Ray path against the local one")
     args = ap.parse_args()
     torch.manual_seed(0)
+    if args.ray:
+        ray_vs_local(args)
+        return
     ims = images(args.images)
     with tempfile.TemporaryDirectory() as tmp:
         path = build(args.arch, Path(tmp))

@@ -48,9 +48,10 @@ from iiif_visual_search.embed.fingerprint import (  # noqa: E402
     shortlist,
     verify,
 )
-from iiif_visual_search.embed.protocol import augment_all  # noqa: E402
+from iiif_visual_search.evaluate.protocol import augment_all  # noqa: E402
 from iiif_visual_search.index.keypoints import (  # noqa: E402
     records_of,
+    rerank,
     search_keypoints,
     update_keypoint_index,
 )
@@ -79,7 +80,7 @@ def page_windows(n: int, seed: int = 0) -> list[Image.Image]:
 
 def protocol(name: str, images: list[Image.Image], seeds: list[int], emb: FingerprintEmbedder,
              distractors: list[Image.Image] = (), distractor_local: list | None = None) -> None:
-    """The protocol through ``FingerprintEmbedder.rerank`` (the path ``exact_retrieval`` and ``ivs evaluate
+    """The protocol through ``index.keypoints.rerank`` (the path ``exact_retrieval`` and ``ivs evaluate
     retrieval`` take), the gallery being ``images`` plus ``distractors`` (queries: augmented ``images``)."""
     gallery = list(images) + list(distractors)
     gallery_v = emb.embed_images(gallery)
@@ -94,7 +95,7 @@ def protocol(name: str, images: list[Image.Image], seeds: list[int], emb: Finger
         t_extract = time.perf_counter() - t
         plain = ranks_from_scores_gallery(scores, n)
         t = time.perf_counter()
-        reranked = ranks_from_scores_gallery(emb.rerank(q_local, gallery_l, scores), n)
+        reranked = ranks_from_scores_gallery(rerank(q_local, gallery_l, scores), n)
         dt = (time.perf_counter() - t) / n
         fmt = lambda r: " ".join(f"top{k}={np.mean((r >= 0) & (r < k)):.3f}" for k in (1, 5, 10, 50))  # noqa: E731
         print(f"{name:<14} queries={n:<4} gallery={len(gallery):<5} seed={seed:<3} global   {fmt(plain)}"

@@ -2,7 +2,7 @@
 # Set up everything the tests need, then run every test: Python (pytest) and the viewer plugin (npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh ".[test]"
+bash scripts/setup.sh ".[test,ray]"
 bash scripts/install-test-deps.sh
 (cd tests/browser && npm ci --silent --no-audit --no-fund) || echo "note: npm ci in tests/browser failed; the axe-core checks will be skipped" >&2
 # Stock Mirador 4, Clover 3 and TIFY (no configuration) for tests/browser/test_stock_clients.py; Clover is ES

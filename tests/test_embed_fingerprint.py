@@ -23,13 +23,14 @@ from iiif_visual_search.embed.fingerprint import (
     fingerprint,
 )
 from iiif_visual_search.embed.models import get_embedder
-from iiif_visual_search.embed.protocol import (
+from iiif_visual_search.evaluate.protocol import (
     Augmentation,
     RetrievalResult,
     augment_all,
     exact_retrieval,
     ranks_from_scores,
 )
+from iiif_visual_search.index.keypoints import rerank
 
 
 def _thumb(images: list[Image.Image]) -> np.ndarray:
@@ -62,10 +63,10 @@ def test_descriptor_votes_find_what_the_global_vector_ranks_outside_its_candidat
     scores = emb.embed_images(queries) @ emb.embed_images(crops).T
     np.fill_diagonal(scores, -1.0)  # every original ranked last by the vector
     monkeypatch.setattr(fp, "RERANK_CANDIDATES", 5)
-    found = RetrievalResult(ranks_from_scores(emb.rerank(q_local, g_local, scores))).top(1)
+    found = RetrievalResult(ranks_from_scores(rerank(q_local, g_local, scores))).top(1)
     assert found >= 22 / 24
     monkeypatch.setattr(fp, "VOTED_CANDIDATES", 0)  # without the votes none of them comes back
-    assert RetrievalResult(ranks_from_scores(emb.rerank(q_local, g_local, scores))).top(1) == 0
+    assert RetrievalResult(ranks_from_scores(rerank(q_local, g_local, scores))).top(1) == 0
 
 
 def test_fingerprint_is_normalised_deterministic_and_white_fill_invariant() -> None:
@@ -131,7 +132,7 @@ def test_find_similar_reranks_fingerprint_image_and_region_queries(tmp_path, mon
     )
     from iiif_visual_search.config import load_settings
     from iiif_visual_search.embed import fingerprint as fp
-    from iiif_visual_search.embed.run import run_embed, update_keypoint_index
+    from iiif_visual_search.embed_job import run_embed, update_keypoint_index
     from iiif_visual_search.index.vectors import VectorStore
     from iiif_visual_search.records import CanvasRecord, ManifestRecord
     from iiif_visual_search.similar import find_similar

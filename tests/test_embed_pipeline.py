@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from iiif_visual_search.catalogue import Catalogue, RegionRow, canvas_id_for, manifest_id_for, region_id_for
+from iiif_visual_search.catalogue import Catalogue, manifest_id_for
 from iiif_visual_search.cli import main
 from iiif_visual_search.config import load_settings
-from iiif_visual_search.embed.protocol import augment_all
-from iiif_visual_search.embed.run import run_embed
+from iiif_visual_search.evaluate.protocol import augment_all
+from iiif_visual_search.embed_job import run_embed
 from iiif_visual_search.index.vectors import VectorStore
-from iiif_visual_search.records import CanvasRecord, ManifestRecord
 from iiif_visual_search.similar import find_similar
 
+from embed_data import build_data_dir
 from real_crops import real_crops
 from tiny_models import build_siglip
 
@@ -26,24 +26,7 @@ N = 24
 
 @pytest.fixture()
 def data_dir(tmp_path):
-    crops = real_crops()[:N]
-    cat = Catalogue(tmp_path / "catalogue.sqlite")
-    record = ManifestRecord(id="https://example.org/m1", url="https://example.org/m1", version=3, label="Book",
-                            canvases=[CanvasRecord(id=f"https://example.org/c{i}", position=i, width=1000,
-                                                   height=1000) for i in range(N)])
-    mid, _ = cat.upsert_manifest(record, "h1")
-    (tmp_path / "images").mkdir()
-    for i, (name, im) in enumerate(crops):
-        cid = canvas_id_for(mid, f"https://example.org/c{i}")
-        rid = region_id_for(mid, f"https://example.org/c{i}", "b1", 10, 20, im.width, im.height)
-        cat.replace_canvas_regions(cid, [RegionRow(rid, cid, mid, 10, 20, im.width, im.height, "b1", "Illustration")], "x")
-        rel = f"images/{rid}.png"
-        im.save(tmp_path / rel)
-        with cat.transaction() as conn:
-            conn.execute("INSERT INTO region_image(region_id, path, width, height, sha256, fetched_at) "
-                         "VALUES (?, ?, ?, ?, '', 0)", (rid, rel, im.width, im.height))
-    cat.close()
-    return tmp_path
+    return build_data_dir(tmp_path, N)
 
 
 def _region_ids(cat: Catalogue) -> list[str]:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from datapaths import SHARED_DATA, shared
 from iiif_visual_search.cli import main
-from iiif_visual_search.embed.protocol import Augmentation
+from iiif_visual_search.evaluate.protocol import Augmentation
 from iiif_visual_search.evaluate.local_crops import cut_crop, read_crop_list
 from iiif_visual_search.evaluate.retrieval import RetrievalItem, ranks_of_targets, run_retrieval, write_outputs
 

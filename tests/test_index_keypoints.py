@@ -8,7 +8,7 @@ import numpy as np
 from real_crops import real_crops
 
 from iiif_visual_search.embed import local_features as lf
-from iiif_visual_search.embed.protocol import augment_all
+from iiif_visual_search.evaluate.protocol import augment_all
 from iiif_visual_search.index import keypoints as kpi
 from iiif_visual_search.index.keypoints import (
     KeypointIndex,

@@ -9,36 +9,23 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
 import pytest
 
 from datapaths import SHARED_DATA
+from live import free_port, launch_chromium, require_browser, running_ivs
 from sample_catalogue import IVS, REPO
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path(os.environ.get("IVS_CHROMIUM", "/usr/bin/chromium"))
 SHOTS = REPO / "test-output" / "demo-viewer"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"needs Chromium at {CHROMIUM} (apt-get install chromium; or set IVS_CHROMIUM)")
-    pytest.importorskip("playwright.sync_api", reason="needs the playwright package (pip install '.[test]')")
+    require_browser()
     if not (SHARED_DATA / "gallicorpora-incunabula").is_dir():
         pytest.skip(f"needs the shared test data at {SHARED_DATA}")
     from iiif_visual_search.web.viewer import find_bundle
@@ -53,32 +40,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "@context": "http://iiif.io/api/presentation/3/context.json", "id": "https://example.org/demo.json",
         "type": "Collection", "label": {"en": ["demo"]},
         "items": [{"id": "http://127.0.0.1:9/unreachable/manifest.json", "type": "Manifest"}]}))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "IVS_DATA_DIR": str(tmp / "data")}
-    log = (tmp / "demo.log").open("w")
-    proc = subprocess.Popen([*IVS, "demo", "-q", "--model", "fingerprint", "--source", str(collection),
-                             "--shared-data", str(SHARED_DATA), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("ivs demo did not come up: " + (tmp / "demo.log").read_text()[-3000:])
-            time.sleep(0.5)
+    with running_ivs([*IVS, "demo", "-q", "--model", "fingerprint", "--source", str(collection),
+                      "--shared-data", str(SHARED_DATA), "--port", str(port)],
+                     base=base, log_path=tmp / "demo.log", env=env, timeout_s=600, poll_s=0.5):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_demo_viewer_shows_page_images_offline(demo: str) -> None:
@@ -96,8 +64,7 @@ def test_demo_viewer_shows_page_images_offline(demo: str) -> None:
             route.abort()
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch_chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.route("**/*", only_loopback)

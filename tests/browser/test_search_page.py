@@ -12,42 +12,29 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
-import socket
 import sqlite3
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-import httpx
 import pytest
 from PIL import Image
 
 from datapaths import SHARED_DATA
+from live import free_port, launch_chromium, require_browser, running_ivs
 from sample_catalogue import IVS, REPO, SampleCatalogue, build
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path(os.environ.get("IVS_CHROMIUM", "/usr/bin/chromium"))
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
 SHOTS = REPO / "test-output" / "search-page"
 TIMEOUT_MS = 20_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleCatalogue:
-    if not CHROMIUM.exists():
-        pytest.skip(f"needs Chromium at {CHROMIUM} (apt-get install chromium; or set IVS_CHROMIUM)")
-    pytest.importorskip("playwright.sync_api", reason="needs the playwright package (pip install '.[test]')")
+    require_browser()
     if not (SHARED_DATA / "gallicorpora-incunabula").is_dir():
         pytest.skip(f"needs the shared test data at {SHARED_DATA}/gallicorpora-incunabula")
     return build(SHARED_DATA, tmp_path_factory.mktemp("browser"), tiny_clip=True)
@@ -55,30 +42,11 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleCatalogue:
 
 @pytest.fixture(scope="module")
 def server(sample: SampleCatalogue) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    log = (sample.data_dir.parent / "serve.log").open("w")
-    proc = subprocess.Popen([*IVS, "--data-dir", str(sample.data_dir), "serve", "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("ivs serve did not start: " + (sample.data_dir.parent / "serve.log").read_text())
-            time.sleep(0.2)
+    with running_ivs([*IVS, "--data-dir", str(sample.data_dir), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                     base=base, log_path=sample.data_dir.parent / "serve.log"):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +54,7 @@ def browser(sample: SampleCatalogue) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                      args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        chromium = launch_chromium(pw)
         yield chromium
         chromium.close()
 

@@ -16,13 +16,10 @@ import asyncio
 import functools
 import http.server
 import json
-import os
 import re
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +28,7 @@ from urllib.parse import quote, urlparse
 import httpx
 import pytest
 
+from live import free_port, launch_chromium, require_browser, running_ivs
 from sample_catalogue import IVS, REPO
 
 sys.path.insert(0, str(REPO / "tests"))
@@ -38,17 +36,10 @@ from test_iiif_data import GALLICA, NEWSPAPER, NEWSPAPER_BASE, require_data  # n
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path(os.environ.get("IVS_CHROMIUM", "/usr/bin/chromium"))
 STOCK = Path(__file__).resolve().parent / "stock"
 SHOTS = REPO / "test-output" / "stock-clients"
 TIMEOUT_MS = 30_000
 VOGUE_PAGES = (18, 19, 20)  # the canvases with ALTO
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -97,31 +88,17 @@ def _catalogue(work: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"needs Chromium at {CHROMIUM} (apt-get install chromium; or set IVS_CHROMIUM)")
-    pytest.importorskip("playwright.sync_api", reason="needs the playwright package (pip install '.[test]')")
+    require_browser()
     if not (STOCK / "node_modules" / "mirador").is_dir():
         pytest.skip(f"needs the stock viewers from npm (cd {STOCK} && npm ci && npm run build; scripts/test.sh)")
     if not (STOCK / "dist" / "clover.js").is_file():
         subprocess.run(["npm", "run", "build", "--silent"], cwd=STOCK, check=True, timeout=300)
     work = tmp_path_factory.mktemp("stock-clients")
     data = _catalogue(work)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    log = (work / "serve.log").open("w")
-    proc = subprocess.Popen([*IVS, "--data-dir", str(data), "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--base-url", base], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("ivs serve did not start: " + (work / "serve.log").read_text())
-            time.sleep(0.2)
+    with running_ivs([*IVS, "--data-dir", str(data), "serve", "--host", "127.0.0.1", "--port", str(port),
+                      "--base-url", base], base=base, log_path=work / "serve.log"):
         books = {}
         for m in httpx.get(base + "/collection").json()["items"]:
             doc = httpx.get(m["id"]).json()
@@ -134,13 +111,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
             books[name] = Book(name, m["id"], index, labels, "Berlin" if v3 else "vogue")
         assert set(books) == {"v2", "v3"}
         yield Service(base, books)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -162,8 +132,7 @@ def browser(service: Service) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                      args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        chromium = launch_chromium(pw)
         yield chromium
         chromium.close()
 

@@ -63,7 +63,7 @@ def ingest_demo(settings: Settings, source: Path, shared_data: Path, *, quiet: b
 def embed_and_index(settings: Settings, models: list[str], *, quiet: bool = False) -> list[str]:
     """Embed and index every fetched region with each model that can be loaded here; returns those indexed."""
     from ..embed.models import EmbedderUnavailable, get_embedder
-    from ..embed.run import run_embed, update_indexes
+    from ..embed_job import run_embed, update_indexes
     from ..index.vectors import VectorStore
 
     done: list[str] = []

@@ -21,6 +21,16 @@ def refuse_unknown_model(model: str, data_dir: Path) -> None:
         raise click.ClickException(unknown_model_message(model, data_dir))
 
 
+def _ray_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        from ..embed_ray import check_address
+        try:
+            check_address(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from e
+    return value
+
+
 @click.command()
 @click.option("--model", "-m", default="siglip", show_default=True, help=MODEL_HELP)
 @click.option("--device", default=None, help="cuda, mps or cpu (default: the best available; env IVS_DEVICE)")
@@ -30,12 +40,15 @@ def refuse_unknown_model(model: str, data_dir: Path) -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Threads decoding and preprocessing images")
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="Embed at most this many regions (then stop; resumable)")
 @click.option("--no-index", is_flag=True, help="Do not update the search index afterwards")
+@click.option("--ray", "ray_address", metavar="local|auto|ray://HOST:PORT", default=None, callback=_ray_address,
+              help="Run on a Ray cluster: local starts one on this machine, auto joins RAY_ADDRESS, ray://HOST:PORT "
+                   "a remote one (needs iiif-visual-search[ray]; see README, Scale out)")
 @click.pass_context
 def embed(ctx: click.Context, model: str, device: str | None, precision: str, batch_size: int | None,
-          workers: int | None, limit: int | None, no_index: bool) -> None:
+          workers: int | None, limit: int | None, no_index: bool, ray_address: str | None) -> None:
     """Embed every region image without a vector of MODEL yet (interrupted runs resume)."""
     from ..embed.models import EmbedderUnavailable, get_embedder
-    from ..embed.run import run_embed, update_indexes
+    from ..embed_job import run_embed, update_indexes
     from ..fetch.run import by_flag_text, unfetched_by_flag
     from ..index.vectors import IndexMismatch, VectorStore
 
@@ -43,10 +56,16 @@ def embed(ctx: click.Context, model: str, device: str | None, precision: str, ba
     refuse_unknown_model(model, settings.data_dir)
     lower_priority()
     catalogue = open_catalogue(settings)
+    precision_arg = None if precision == "auto" else precision
     try:
-        embedder = get_embedder(model, device, precision=None if precision == "auto" else precision)
-        report = run_embed(catalogue, settings.data_dir, embedder=embedder, batch_size=batch_size,
-                           workers=workers, limit=limit)
+        if ray_address:
+            from ..embed_ray import run_embed_ray
+            report = run_embed_ray(catalogue, settings.data_dir, model, address=ray_address, device=device,
+                                   precision=precision_arg, batch_size=batch_size, limit=limit)
+        else:
+            embedder = get_embedder(model, device, precision=precision_arg)
+            report = run_embed(catalogue, settings.data_dir, embedder=embedder, batch_size=batch_size,
+                               workers=workers, limit=limit)
     except (EmbedderUnavailable, IndexMismatch) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{report.model}: embedded {report.embedded}, failed {report.failed} "
@@ -76,7 +95,7 @@ def embed(ctx: click.Context, model: str, device: str | None, precision: str, ba
 @click.pass_context
 def index(ctx: click.Context, model: str, compact: bool, kind: str | None, recall: float | None) -> None:
     """Bring MODEL's FAISS index up to date with the catalogue (incremental unless --compact or --kind)."""
-    from ..embed.run import update_indexes
+    from ..embed_job import update_indexes
     from ..index.vectors import VectorStore
 
     settings = settings_from(ctx)

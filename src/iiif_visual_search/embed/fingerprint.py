@@ -17,7 +17,7 @@ SIFT keypoints, stored per vector row, their descriptors indexed by ``index/keyp
 candidates are the vector's top ``RERANK_CANDIDATES`` and the ``VOTED_CANDIDATES`` regions whose descriptors
 match most of the query's keypoints (``shortlist``); geometric verification orders them (``verify``). The
 vector alone loses ~15 % of originals past its top 200 among 1.7k look-alike regions, the votes almost none
-(bench/fingerprint.py). ``find_similar``, ``FingerprintEmbedder.rerank`` (the exact-retrieval protocol and
+(bench/fingerprint.py). ``find_similar``, ``index.keypoints.rerank`` (the exact-retrieval protocol and
 ``ivs evaluate retrieval``) share these two functions. The descriptor's revision names both algorithms, so
 vector sets written without local features are refused rather than silently searched without re-ranking.
 """
@@ -149,22 +149,6 @@ class FingerprintEmbedder:
 
     def extract_local(self, images: list[Image.Image]) -> list[local_features.LocalFeatures]:
         return [local_features.extract(im) for im in images]
-
-    def rerank(self, query: list[local_features.LocalFeatures], gallery: list[local_features.LocalFeatures],
-               scores: np.ndarray) -> np.ndarray:
-        """``scores`` (queries × gallery cosine) with each query's ``shortlist`` (global top and descriptor
-        votes over an in-memory keypoint index of ``gallery``) re-scored by ``verify``: the exact-retrieval
-        protocol's view of ``find_similar``'s order."""
-        from ..index.keypoints import KeypointIndex, records_of
-
-        out = np.asarray(scores, dtype=np.float64).copy()
-        records = records_of(gallery)
-        kp = KeypointIndex(None)
-        kp.add(0, records, save=False)
-        for i, (q, (voted, _)) in enumerate(zip(query, kp.votes_many(query, VOTED_CANDIDATES), strict=True)):
-            cand = shortlist(np.argsort(-out[i], kind="stable"), voted)
-            out[i, cand] = verify(q, records[cand], out[i, cand])[0]
-        return out
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         from .models import EmbedderUnavailable

@@ -147,6 +147,14 @@ def record_dtype(keypoints: int = KEYPOINTS) -> np.dtype:
     return np.dtype([("count", "<u2"), ("points", "<f2", (keypoints, 2)), ("descriptors", "u1", (keypoints, DESC))])
 
 
+def to_records(features: Sequence[LocalFeatures], keypoints: int = KEYPOINTS) -> np.ndarray:
+    """Features as records of the stored layout (what ``LocalFeatureStore.read`` returns)."""
+    rec = np.zeros(len(features), dtype=record_dtype(keypoints))
+    for i, f in enumerate(features):
+        rec[i] = (f.count, f.points, f.descriptors)
+    return rec
+
+
 class LocalFeatureStore:
     """Per-row local features of a vector set: ``<vector dir>/local/features.bin``, one fixed-size record per
     vector row (row r at byte r·record size), so the catalogue's region → row map serves both files.
@@ -166,9 +174,12 @@ class LocalFeatureStore:
         return (self.path.stat().st_size if self.path.exists() else 0) // self.dtype.itemsize
 
     def write_at(self, start_row: int, features: Sequence[LocalFeatures]) -> None:
-        rec = np.zeros(len(features), dtype=self.dtype)
-        for i, f in enumerate(features):
-            rec[i] = (f.count, f.points, f.descriptors)
+        self.write_records_at(start_row, to_records(features, self.keypoints))
+
+    def write_records_at(self, start_row: int, rec: np.ndarray) -> None:
+        """``write_at`` for records already in the file's layout (``to_records``), as a Ray job's shards
+        hold them."""
+        rec = np.ascontiguousarray(rec, dtype=self.dtype)
         self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.path, "ab") as fh:
             size = start_row * self.dtype.itemsize

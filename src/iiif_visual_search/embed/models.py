@@ -326,6 +326,20 @@ def get_embedder(name_or_path: str | None = None, device: str | None = None, *, 
         return embedder
 
 
+class Preparer(Protocol):
+    def prepare(self, image: Image.Image) -> Any: ...
+
+
+def preparer_for(descriptor: ModelDescriptor) -> Preparer:
+    """The ``prepare`` of the embedder that ``descriptor`` names, without loading its weights: the same
+    arrays, for workers that decode and preprocess while others run the model."""
+    if descriptor.architecture == "fingerprint":
+        from .fingerprint import FingerprintEmbedder
+        return FingerprintEmbedder()
+    from .preprocess import PreprocessSpec, SpecPreparer
+    return SpecPreparer(PreprocessSpec.from_dict(descriptor.preprocessing))
+
+
 def embedder_for(descriptor: ModelDescriptor, device: str | None = None) -> Embedder:
     """The embedder that wrote a stored vector set (for queries against its index)."""
     if descriptor.architecture == "fingerprint":

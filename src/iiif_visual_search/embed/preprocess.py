@@ -124,6 +124,17 @@ def resize_crop(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
     return arr[top:top + spec.height, left:left + spec.width]
 
 
+@dataclass(frozen=True)
+class SpecPreparer:
+    """The CPU half of an ``HFEmbedder`` (its ``prepare``) without the model: what decode workers that never
+    load the weights run (a Ray job's preprocessing tasks)."""
+
+    spec: PreprocessSpec
+
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        return resize_crop(image, self.spec)
+
+
 def normalise_batch(batch: np.ndarray | torch.Tensor, spec: PreprocessSpec,
                     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 (N, H, W, 3) → normalised (N, 3, H, W) in ``dtype`` on ``device``.

@@ -2,7 +2,7 @@
 
 Each original gets one random augmentation from a fixed seed (rotation ±10°, independent crops of up
 to 15 % from all four sides — the paper's bottom-crop bug fixed — and independent 0.8–1.2 width and
-height scaling; see ``embed.protocol.Augmentation``). The augmented image queries the originals by
+height scaling; see ``protocol.Augmentation``). The augmented image queries the originals by
 exact inner product, and the rank of its own original is recorded. Unlike the paper, the gallery is the
 evaluated set itself (not a live approximate index), so results do not drift with a server's state.
 """
@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ..embed.protocol import Augmentation, search_scores
+from .protocol import Augmentation, search_scores
 
 KS = (1, 5, 10, 50)
 
@@ -118,7 +118,7 @@ def run_retrieval(items: Sequence[RetrievalItem], embedders: dict[str, ImageEmbe
                            f"{name}: originals")
         queries = _embed(embedder, (a.apply(it.load()) for it, a in zip(items, augs, strict=True)), len(items),
                          batch, f"{name}: augmented queries")
-        # The fingerprint re-ranks as its search does (embed.protocol.search_scores): what a user's query gets.
+        # The fingerprint re-ranks as its search does (protocol.search_scores): what a user's query gets.
         scores = search_scores(embedder, (a.apply(it.load()) for it, a in zip(items, augs, strict=True)),
                                (it.load().convert("RGB") for it in items), queries @ originals.T)
         ranks, top1 = ranks_of_targets(scores)

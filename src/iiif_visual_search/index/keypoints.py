@@ -33,12 +33,13 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from ..embed import fingerprint
 from ..embed.local_features import (
     DESC,
     KEYPOINTS,
     LocalFeatures,
     LocalFeatureStore,
-    record_dtype,
+    to_records,
     unit_descriptors,
 )
 from ..files import atomic_write, atomic_write_bytes
@@ -66,10 +67,7 @@ class KeypointMeta:
 
 def records_of(features: Sequence[LocalFeatures], keypoints: int = KEYPOINTS) -> np.ndarray:
     """In-memory keypoint records (the layout ``LocalFeatureStore.read`` returns)."""
-    rec = np.zeros(len(features), dtype=record_dtype(keypoints))
-    for i, f in enumerate(features):
-        rec[i] = (f.count, f.points, f.descriptors)
-    return rec
+    return to_records(features, keypoints)
 
 
 def _descriptors(rows: np.ndarray, records: np.ndarray, keypoints: int) -> tuple[np.ndarray, np.ndarray]:
@@ -307,3 +305,18 @@ def search_keypoints(vector_dir: Path | str) -> KeypointIndex | None:
     with _CACHE_LOCK:
         _CACHE[str(d)] = (sig, kp)
     return kp if kp.index is not None else None
+
+
+def rerank(query: Sequence[LocalFeatures], gallery: Sequence[LocalFeatures], scores: np.ndarray) -> np.ndarray:
+    """``scores`` (queries × gallery cosine) with each query's ``shortlist`` (global top and descriptor votes
+    over an in-memory keypoint index of ``gallery``) re-scored by ``verify``: the exact-retrieval protocol's
+    view of ``find_similar``'s order."""
+    out = np.asarray(scores, dtype=np.float64).copy()
+    records = records_of(gallery)
+    kp = KeypointIndex(None)
+    kp.add(0, records, save=False)
+    votes = kp.votes_many(query, fingerprint.VOTED_CANDIDATES)
+    for i, (q, (voted, _)) in enumerate(zip(query, votes, strict=True)):
+        cand = fingerprint.shortlist(np.argsort(-out[i], kind="stable"), voted)
+        out[i, cand] = fingerprint.verify(q, records[cand], out[i, cand])[0]
+    return out

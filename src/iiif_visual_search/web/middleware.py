@@ -37,27 +37,37 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-class AlwaysCors:
-    """``Access-Control-Allow-Origin: *`` on every response, not only when the request sent an Origin
-    (IIIF asks for CORS on all JSON, and caches then hold one variant)."""
+class AddHeaders:
+    """Adds headers to every HTTP answer; subclasses say which in ``add`` (the headers already set are given)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+
+    def add(self, headers: list[tuple[bytes, bytes]]) -> None:
+        raise NotImplementedError
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
-        async def send_with_cors(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                if not any(k.lower() == b"access-control-allow-origin" for k, _ in headers):
-                    headers.append((b"access-control-allow-origin", b"*"))
+                self.add(headers)
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_cors)
+        await self.app(scope, receive, send_with_headers)
+
+
+class AlwaysCors(AddHeaders):
+    """``Access-Control-Allow-Origin: *`` on every response, not only when the request sent an Origin
+    (IIIF asks for CORS on all JSON, and caches then hold one variant)."""
+
+    def add(self, headers: list[tuple[bytes, bytes]]) -> None:
+        if not any(k.lower() == b"access-control-allow-origin" for k, _ in headers):
+            headers.append((b"access-control-allow-origin", b"*"))
 
 
 class CatchErrors:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from .middleware import AddHeaders
 
 PAGE_POLICY = "; ".join([
     "default-src 'none'",
@@ -53,29 +53,15 @@ def safe_link(url: object) -> str:
     return text
 
 
-class SecurityHeaders:
+class SecurityHeaders(AddHeaders):
     """Adds the headers above to every answer; an answer that set its own CSP (the viewer) keeps it."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                names = {k.lower() for k, _ in headers}
-                ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-                if ctype.startswith(b"text/html") and b"content-security-policy" not in names:
-                    headers.append((b"content-security-policy", PAGE_POLICY.encode()))
-                if b"x-content-type-options" not in names:
-                    headers.append((b"x-content-type-options", b"nosniff"))
-                if b"referrer-policy" not in names:
-                    headers.append((b"referrer-policy", REFERRER_POLICY.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+    def add(self, headers: list[tuple[bytes, bytes]]) -> None:
+        names = {k.lower() for k, _ in headers}
+        ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+        if ctype.startswith(b"text/html") and b"content-security-policy" not in names:
+            headers.append((b"content-security-policy", PAGE_POLICY.encode()))
+        if b"x-content-type-options" not in names:
+            headers.append((b"x-content-type-options", b"nosniff"))
+        if b"referrer-policy" not in names:
+            headers.append((b"referrer-policy", REFERRER_POLICY.encode()))

@@ -3,6 +3,9 @@
 Decoding and preprocessing run in a thread pool (PIL releases the GIL while decoding and resizing) a few
 batches ahead of the model; each finished batch is appended to the model's vector file and recorded in the
 catalogue before the next one starts, so an interrupted run resumes where it stopped.
+
+The job sits above the two packages it joins: ``embed/`` turns pictures into vectors and knows nothing of
+indexes; ``index/`` stores and searches them (and may use ``embed/``'s descriptors and keypoints).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .models import Embedder, get_embedder
+from .embed.local_features import to_records
+from .embed.models import Embedder, Preparer, get_embedder
 
 Image.MAX_IMAGE_PIXELS = 200_000_000  # region crops of large maps are legitimately big
 
@@ -30,6 +34,10 @@ class EmbedReport:
     skipped_existing: int = 0
     failed: int = 0
     seconds: float = 0.0
+    # A Ray job's start-up: until its first batch was written (worker processes, model loads), and how many
+    # images that batch held; the steady rate is what came after.
+    warmup_seconds: float = 0.0
+    warmup_images: int = 0
 
     @property
     def images_per_second(self) -> float:
@@ -57,18 +65,52 @@ def pending(catalogue, key: str, data_dir: Path) -> list[Todo]:  # noqa: ANN001 
     return out
 
 
-def _load(embedder: Embedder, path: Path) -> np.ndarray | Exception:
+def load_prepared(preparer: Preparer, path: Path) -> Any | Exception:
+    """The image at ``path`` decoded and prepared, or the exception that stopped it (returned, not raised)."""
     try:
         with Image.open(path) as im:
             im.load()
-            return embedder.prepare(im)
+            return preparer.prepare(im)
     except Exception as e:  # noqa: BLE001 - a bad file is reported and skipped, never stops the run
         return e
 
 
+def batch_size_for(device: str) -> int:
+    return 64 if device.startswith("cuda") else 16
+
+
 def default_batch_size(embedder: Embedder) -> int:
-    device = getattr(embedder, "device", "cpu")
-    return 64 if str(device).startswith("cuda") else 16
+    return batch_size_for(str(getattr(embedder, "device", "cpu")))
+
+
+class VectorWriter:
+    """Where an embed job puts what it made: vectors (and the fingerprint's keypoint records) appended to the
+    model's vector set and recorded in the catalogue, unreadable images quarantined. The local run and the
+    Ray job (``embed_ray.py``) both write through it, so their vector sets are made the same way."""
+
+    def __init__(self, catalogue, store) -> None:  # noqa: ANN001 - Catalogue, VectorStore
+        self.catalogue = catalogue
+        self.store = store
+        self.local_store = None
+        if store.descriptor.architecture == "fingerprint":
+            # The fingerprint's re-ranking keypoints live beside its vectors, one record per vector row.
+            from .embed.local_features import LocalFeatureStore
+            self.local_store = LocalFeatureStore(store.dir)
+
+    def quarantine(self, region_id: str, path: Path | str, error: object) -> None:
+        self.catalogue.quarantine("embed", region_id, f"{self.store.key}: cannot read {path}: {error}")
+
+    def write(self, region_ids: list[str], image_sha256s: list[str], vectors: np.ndarray,
+              local: np.ndarray | None = None) -> None:
+        """One batch, durably. ``local``: the keypoint records of each vector (``to_records``), for the
+        fingerprint."""
+        if self.local_store is not None:
+            if local is None or len(local) != len(region_ids):
+                raise ValueError(f"{self.store.key} needs one keypoint record per vector")
+            # Before the vectors: a crash in between leaves records past the vector file's end, which the
+            # next write cuts off, never a referenced row without its keypoints.
+            self.local_store.write_records_at(len(self.store.file), local)
+        self.store.add(region_ids, vectors, image_sha256s)
 
 
 def update_keypoint_index(store, compact: bool = False) -> dict[str, int | str] | None:  # noqa: ANN001 - VectorStore
@@ -76,7 +118,7 @@ def update_keypoint_index(store, compact: bool = False) -> dict[str, int | str] 
     records, beside ``store.update_index``; None for models without local features."""
     if store.descriptor.architecture != "fingerprint" or "local" not in store.descriptor.preprocessing:
         return None
-    from ..index.keypoints import update_keypoint_index as update
+    from .index.keypoints import update_keypoint_index as update
 
     return update(store.dir, store.live_rows() if store.catalogue is not None else None,
                   rows_limit=len(store.file), compact=compact)
@@ -95,16 +137,12 @@ def update_indexes(store, compact: bool = False, **vector_index: Any) -> dict[st
 def run_embed(catalogue, data_dir: Path | str, model: str | None = None, *,  # noqa: ANN001
               embedder: Embedder | None = None, device: str | None = None, batch_size: int | None = None,
               workers: int | None = None, limit: int | None = None, progress: bool = True) -> EmbedReport:
-    from ..index.vectors import VectorStore
+    from .index.vectors import VectorStore
 
     data_dir = Path(data_dir)
     embedder = embedder or get_embedder(model, device)
     store = VectorStore(data_dir, embedder.descriptor.name, catalogue, descriptor=embedder.descriptor)
-    local_store = None
-    if embedder.descriptor.architecture == "fingerprint":
-        # The fingerprint's re-ranking keypoints live beside its vectors, one record per vector row.
-        from .local_features import LocalFeatureStore
-        local_store = LocalFeatureStore(store.dir)
+    writer = VectorWriter(catalogue, store)
     todo = pending(catalogue, store.key, data_dir)
     if limit is not None:
         todo = todo[:limit]
@@ -123,7 +161,7 @@ def run_embed(catalogue, data_dir: Path | str, model: str | None = None, *,  # n
 
         def submit(i: int) -> None:
             if i < len(batches):
-                queue.append((batches[i], [pool.submit(_load, embedder, t.path) for t in batches[i]]))
+                queue.append((batches[i], [pool.submit(load_prepared, embedder, t.path) for t in batches[i]]))
 
         for i in range(ahead):
             submit(i)
@@ -137,19 +175,15 @@ def run_embed(catalogue, data_dir: Path | str, model: str | None = None, *,  # n
                 result = fut.result()
                 if isinstance(result, Exception):
                     report.failed += 1
-                    catalogue.quarantine("embed", todo_item.region_id,
-                                         f"{store.key}: cannot read {todo_item.path}: {result}")
+                    writer.quarantine(todo_item.region_id, todo_item.path, result)
                 else:
                     ids.append(todo_item.region_id)
                     shas.append(todo_item.image_sha256)
                     arrays.append(result)
             if ids:
                 vectors = embedder.embed_prepared(arrays)
-                if local_store is not None:
-                    # Before the vectors: a crash in between leaves records past the vector file's end,
-                    # which the next write cuts off, never a referenced row without its keypoints.
-                    local_store.write_at(len(store.file), [a.local for a in arrays])
-                store.add(ids, vectors, shas)
+                local = to_records([a.local for a in arrays]) if writer.local_store is not None else None
+                writer.write(ids, shas, vectors, local)
                 report.embedded += len(ids)
             if bar is not None:
                 bar.update(len(items))

@@ -5,8 +5,8 @@ then crops of U(0, 0.15) of the rotated size from each of the four sides (the pa
 bottom crop; we do), then independent width and height scaling U(0.8, 1.2) with Lanczos. The augmented image
 queries an index of the originals; the rank of its own original is recorded.
 
-An embedder with local features (``fingerprint``: ``extract_local`` and ``rerank``) is scored the way its
-search orders hits (``search_scores``): candidates by vector and by descriptor votes, then geometric
+An embedder with local features (``fingerprint``: ``extract_local``) is scored the way its search orders
+hits (``search_scores``, re-ranking with ``index.keypoints.rerank``): candidates by vector and by descriptor votes, then geometric
 verification. ``exact_retrieval``, ``ivs evaluate retrieval`` and ``bench/fingerprint.py`` all go through it.
 """
 
@@ -74,7 +74,7 @@ class ImageEmbedder(Protocol):
 
 def reranks(embedder: Any) -> bool:
     """Whether ``embedder``'s search re-ranks by local features (the fingerprint does)."""
-    return hasattr(embedder, "rerank") and hasattr(embedder, "extract_local")
+    return hasattr(embedder, "extract_local")
 
 
 def search_scores(embedder: Any, queries: Iterable[Image.Image], gallery: Iterable[Image.Image],
@@ -85,7 +85,9 @@ def search_scores(embedder: Any, queries: Iterable[Image.Image], gallery: Iterab
         return scores
     q = [embedder.extract_local([im])[0] for im in queries]
     g = [embedder.extract_local([im])[0] for im in gallery]
-    return embedder.rerank(q, g, scores)
+    from ..index.keypoints import rerank
+
+    return rerank(q, g, scores)
 
 
 def exact_retrieval(originals: Sequence[Image.Image],
