@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import io
 import re
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from PIL import Image
 
 import test_search_page as sp
 from datapaths import SHARED_DATA
+from live import free_port, launch_chromium, require_browser, running_ivs
 from sample_catalogue import IVS, REPO, SampleCatalogue, build, ivs
 
 pytestmark = pytest.mark.browser
@@ -33,9 +31,7 @@ BACKGROUND = (0x2B, 0x28, 0x24)  # the map's clear colour (map-page/src/render.j
 def mapped(tmp_path_factory: pytest.TempPathFactory) -> SampleCatalogue:
     from iiif_visual_search.web.atlas import find_bundle
 
-    if not sp.CHROMIUM.exists():
-        pytest.skip(f"needs Chromium at {sp.CHROMIUM} (apt-get install chromium; or set IVS_CHROMIUM)")
-    pytest.importorskip("playwright.sync_api", reason="needs the playwright package (pip install '.[test]')")
+    require_browser()
     pytest.importorskip("openTSNE", reason="needs the map extra (pip install '.[map]')")
     if find_bundle() is None:
         pytest.skip("the map page's script is not built (cd map-page && npm ci && npm run build)")
@@ -48,30 +44,11 @@ def mapped(tmp_path_factory: pytest.TempPathFactory) -> SampleCatalogue:
 
 @pytest.fixture(scope="module")
 def server(mapped: SampleCatalogue) -> Iterator[str]:
-    port = sp._free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    log_path = mapped.data_dir.parent / "serve.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([*IVS, "--data-dir", str(mapped.data_dir), "serve", "--host", "127.0.0.1",
-                                 "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(base + "/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("ivs serve did not start: " + log_path.read_text())
-                time.sleep(0.2)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with running_ivs([*IVS, "--data-dir", str(mapped.data_dir), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                     base=base, log_path=mapped.data_dir.parent / "serve.log"):
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +56,7 @@ def browser(mapped: SampleCatalogue) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(sp.CHROMIUM), headless=True,
-                                      args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        chromium = launch_chromium(pw)
         yield chromium
         chromium.close()
 
