@@ -331,6 +331,7 @@ class MapPage {
     return {
       count: () => this.map.n,
       ids: () => this.map.ids,
+      shown: () => Array.from({ length: this.map.n }, (_, i) => i).filter((i) => this.visible[i]),
       clientPoint: (i) => {
         const rect = this.container.getBoundingClientRect();
         const [sx, sy] = this.view.toScreen(this.map.x[i], this.map.y[i]);
