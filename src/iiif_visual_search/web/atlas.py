@@ -31,7 +31,6 @@ from ..atlas import store
 from ..iiif import clusters as iiif_clusters
 from ..iiif.common import PREZI3_MEDIA
 from .errors import ApiError
-from .i18n import class_name
 from .state import JsonLd, state
 
 BUNDLE_NAME = "ivs-map.js"
@@ -293,7 +292,3 @@ def atlas_routes() -> list[BaseRoute]:
         Route("/clusters/{model}", clusters_route, methods=["GET"]),
         Route("/clusters/{model}/{cluster:int}", cluster_page_route, methods=["GET"]),
     ]
-
-
-def class_labels(classes: list[str], lang: str) -> list[str]:
-    return [class_name(c, lang) for c in classes]
