@@ -1,5 +1,5 @@
 """One packaging step beyond pyproject.toml: the built viewer (Mirador + the find-similar plugin, one script)
-ships inside the package, so that ``pip install`` + ``ivs serve`` gives a working ``/viewer`` without npm.
+and the map page's script (``map-page/``, built the same way) ship inside the package, so that ``pip install`` + ``ivs serve`` gives a working ``/viewer`` without npm.
 
 The bundle is built from ``viewer-plugin/`` with npm when it is missing, copied into the sdist's package
 folder (``web/static/``) and from there into the wheel; ``web/viewer.py`` finds it there. A build without npm
@@ -42,24 +42,50 @@ def viewer_bundle() -> Path | None:
     return None
 
 
+MAP_BUNDLE = "ivs-map.js"
+MAP_PAGE = ROOT / "map-page"
+
+
+def map_bundle() -> Path | None:
+    """The /map page's script, built from map-page/ (three.js + esbuild) like the viewer bundle."""
+    packaged = ROOT / "src" / STATIC / MAP_BUNDLE
+    if packaged.is_file():
+        return packaged
+    built = MAP_PAGE / "dist" / MAP_BUNDLE
+    if not built.is_file() and (MAP_PAGE / "package.json").is_file() and shutil.which("npm") \
+            and os.environ.get("IVS_SKIP_VIEWER_BUILD") != "1":
+        print("building the map page's script (npm run build in map-page/)", file=sys.stderr)
+        if not (MAP_PAGE / "node_modules").is_dir():
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=MAP_PAGE, check=True)
+        subprocess.run(["npm", "run", "build"], cwd=MAP_PAGE, check=True)
+    if built.is_file():
+        return built
+    print(f"warning: no {MAP_BUNDLE} (npm not found?): /map will ask for it to be built", file=sys.stderr)
+    return None
+
+
+def bundles() -> list[tuple[str, Path]]:
+    return [(name, path) for name, path in ((BUNDLE, viewer_bundle()), (MAP_BUNDLE, map_bundle())) if path is not None]
+
+
 class BuildPyWithViewer(build_py):
     def run(self) -> None:
         super().run()
-        bundle = viewer_bundle()
-        if bundle is None or getattr(self, "editable_mode", False):
-            return  # an editable install finds viewer-plugin/dist/ in the checkout itself
-        target = Path(self.build_lib) / STATIC / BUNDLE
-        if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(bundle, target)
+        found = bundles()
+        if getattr(self, "editable_mode", False):
+            return  # an editable install finds viewer-plugin/dist/ and map-page/dist/ in the checkout itself
+        for name, bundle in found:
+            target = Path(self.build_lib) / STATIC / name
+            if not target.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(bundle, target)
 
 
 class SdistWithViewer(sdist):
     def make_release_tree(self, base_dir: str, files: list[str]) -> None:
         super().make_release_tree(base_dir, files)
-        bundle = viewer_bundle()
-        if bundle is not None:
-            target = Path(base_dir) / "src" / STATIC / BUNDLE
+        for name, bundle in bundles():
+            target = Path(base_dir) / "src" / STATIC / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(bundle, target)
 

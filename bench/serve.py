@@ -119,6 +119,7 @@ def synthesise(data_dir: Path, n_regions: int, seed: int = 0, per_canvas: int = 
                 if count >= n_regions:
                     break
                 tr = dict(regions[count % len(regions)])
+                tr.pop("seq", None)  # unique creation order: SQLite numbers the clones itself
                 words = pages[rng.randrange(len(pages))]
                 start = rng.randrange(max(1, len(words) - 20))
                 before = window(words, start, 300)

@@ -9,6 +9,9 @@ bash scripts/install-test-deps.sh
 # modules only, so its entry is bundled with esbuild.
 (cd tests/browser/stock && npm ci --silent --no-audit --no-fund && npm run build --silent) \
   || echo "note: npm ci in tests/browser/stock failed; the stock viewer tests will be skipped" >&2
+# The /map page's script (three.js, bundled with esbuild); tests/browser/test_map_page.py draws with it.
+[ -f map-page/dist/ivs-map.js ] || (cd map-page && npm ci --silent --no-audit --no-fund && npm run build --silent) \
+  || echo "note: building map-page failed; the map page tests will be skipped" >&2
 status=0
 .venv/bin/python -m pytest "$@" || status=$?
 if [ -f viewer-plugin/package.json ]; then

@@ -13,6 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = "mirador-find-similar.viewer.js"
+MAP_BUNDLE = "ivs-map.js"  # the /map page's script (map-page/), shipped the same way
 
 
 def test_the_wheel_contains_the_viewer_bundle(tmp_path: Path) -> None:
@@ -34,6 +35,10 @@ def test_the_wheel_contains_the_viewer_bundle(tmp_path: Path) -> None:
     else:
         (source / "viewer-plugin" / "node_modules").symlink_to(ROOT / "viewer-plugin" / "node_modules") \
             if (ROOT / "viewer-plugin" / "node_modules").is_dir() else None
+    map_built = ROOT / "map-page" / "dist" / MAP_BUNDLE
+    if map_built.is_file():
+        (source / "map-page" / "dist").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(map_built, source / "map-page" / "dist" / MAP_BUNDLE)
     result = subprocess.run([sys.executable, "-m", "build", "--outdir", str(tmp_path / "dist"), str(source)],
                             capture_output=True, text=True, timeout=900, env={**os.environ, "PIP_NO_INPUT": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -44,3 +49,5 @@ def test_the_wheel_contains_the_viewer_bundle(tmp_path: Path) -> None:
         assert inside in names, [n for n in names if "static" in n]
         assert archive.getinfo(inside).file_size > 100_000
         assert archive.read(inside)[:2000].decode("utf-8", "replace").strip()
+        if map_built.is_file() or shutil.which("npm"):
+            assert f"iiif_visual_search/web/static/{MAP_BUNDLE}" in names

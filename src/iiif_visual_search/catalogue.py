@@ -143,7 +143,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
 CREATE TABLE IF NOT EXISTS change (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL,              -- create | update | delete
-    object_type TEXT NOT NULL,       -- manifest | region
+    object_type TEXT NOT NULL,       -- manifest | region | cluster (object_id: <map key>/<cluster id>)
     object_id TEXT NOT NULL,
     at REAL NOT NULL
 );
@@ -310,6 +310,15 @@ class Catalogue:
             "INSERT INTO change(kind, object_type, object_id, at) VALUES (?, ?, ?, ?)",
             (kind, object_type, object_id, time.time()),
         )
+
+    def log_changes(self, object_type: str, changes: Iterable[tuple[str, str]]) -> int:
+        """Record (kind, object id) changes of things kept outside the catalogue (a map's clusters), so that
+        Change Discovery announces them with the rest."""
+        items = list(changes)
+        with self.transaction() as conn:
+            for kind, object_id in items:
+                self._log_change(conn, kind, object_type, object_id)
+        return len(items)
 
     def quarantine(self, kind: str, ref: str, reason: str, manifest_id: str = "") -> None:
         with self.transaction() as conn:

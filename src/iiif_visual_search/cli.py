@@ -26,6 +26,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "demo": "commands.demo_cmd:demo",
     "serve": "commands.serve_cmd:serve",
     "sync": "commands.sync_cmd:sync",
+    "map": "commands.map_cmd:map_",
 }
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .annotations import region_annotation
+from .clusters import activity_object as cluster_object
 from .common import DISCOVERY_CONTEXT, PREZI3_CONTEXT, RegionView, Urls, lang_map
 from .manifests import search_services_v3
 
@@ -58,9 +59,11 @@ _ACTIVITY = {"create": "Create", "update": "Update", "delete": "Delete"}
 
 
 def activity_object(change: Mapping[str, Any], urls: Urls) -> dict[str, Any]:
-    """The object of an activity: a manifest (our augmented one), or a region's annotation."""
+    """The object of an activity: a manifest (our augmented one), a region's annotation, or a map's cluster."""
     if change["object_type"] == "manifest":
         return {"id": urls.manifest(change["object_id"]), "type": "Manifest"}
+    if change["object_type"] == "cluster":
+        return cluster_object(change["object_id"], urls)
     manifest_id = change["manifest_id"] if "manifest_id" in change.keys() and change["manifest_id"] else ""
     return {"id": urls.annotation(manifest_id, change["object_id"]), "type": "Annotation"}
 

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from .. import __version__
 from ..config import Settings
 from . import content_search, find_similar, harvest, image_service, presentation
+from .atlas import atlas_routes
 from .errors import ApiError, api_error, error_response, http_error, server_error
 from .middleware import AlwaysCors, BodyLimit, CatchErrors
 from .openapi import openapi
@@ -80,7 +81,7 @@ def create_app(settings: Settings, options: ServeOptions | None = None, *,
     if not settings.catalogue_path.exists():
         raise FileNotFoundError(f"no catalogue at {settings.catalogue_path}: run 'ivs ingest' first")
     app = Starlette(
-        routes=[*ROUTES, *page_routes(), *_viewer(settings)],  # page_routes: the search page at / (issue 8)
+        routes=[*ROUTES, *page_routes(), *_viewer(settings), *atlas_routes()],  # page_routes: the search page at /
         middleware=[
             # JSON and HTML compressed for clients that accept gzip (Change Discovery 1.0: SHOULD); images are
             # left alone (GZipMiddleware skips image/jpeg and the like). Outermost, so CORS headers are kept.

@@ -104,6 +104,36 @@ STRINGS: dict[str, dict[str, str]] = {
     "footer": {"en": "Pictures and text from the libraries' IIIF manifests.",
                "nb": "Bilder og tekst fra bibliotekenes IIIF-manifester."},
     "api_links": {"en": "For machines", "nb": "For maskiner"},
+    # The map of every picture (/map)
+    "map_title": {"en": "Map of all pictures", "nb": "Kart over alle bildene"},
+    "map_link": {"en": "See all pictures on one map", "nb": "Se alle bildene på ett kart"},
+    "map_show": {"en": "Show", "nb": "Vis"},
+    "map_missing": {"en": "No map for the model {model} yet: run ivs map --model {model}.",
+                    "nb": "Ingen kart for modellen {model} ennå: kjør ivs map --model {model}."},
+    "map_clusters": {"en": "Groups", "nb": "Grupper"},
+    "map_no_clusters": {"en": "No groups found.", "nb": "Fant ingen grupper."},
+    "map_iiif": {"en": "The groups as IIIF", "nb": "Gruppene som IIIF"},
+    "map_zoom_in": {"en": "Zoom in", "nb": "Zoom inn"},
+    "map_zoom_out": {"en": "Zoom out", "nb": "Zoom ut"},
+    "map_show_all": {"en": "Show everything", "nb": "Vis alt"},
+    "map_loading": {"en": "Loading the map…", "nb": "Laster kartet …"},
+    "map_failed": {"en": "The map could not be loaded.", "nb": "Kartet kunne ikke lastes."},
+    "map_no_webgl": {"en": "This browser cannot draw the map (WebGL is switched off). The groups are listed beside it.",
+                     "nb": "Denne nettleseren kan ikke tegne kartet (WebGL er slått av). Gruppene står ved siden av."},
+    "map_no_script": {"en": "The map needs JavaScript. The groups are listed beside it, and as IIIF.",
+                      "nb": "Kartet trenger JavaScript. Gruppene står ved siden av, og som IIIF."},
+    "map_help": {"en": "Drag to move, scroll to zoom. Keyboard: arrow keys move, + and − zoom, N and P go to the next "
+                       "and previous picture, Enter opens the picture, 0 shows everything.",
+                 "nb": "Dra for å flytte, rull for å zoome. Tastatur: piltastene flytter, + og − zoomer, N og P går til "
+                       "neste og forrige bilde, Enter åpner bildet, 0 viser alt."},
+    "map_selected": {"en": "Picture", "nb": "Bilde"},
+    "map_hint_select": {"en": "Point at a picture to see where it is from; click it for links.",
+                        "nb": "Pek på et bilde for å se hvor det er fra; klikk på det for lenker."},
+    "map_hint_selected": {"en": "Selected", "nb": "Valgt"},
+    "map_page_of": {"en": "page {page}", "nb": "side {page}"},
+    "map_cluster": {"en": "Group", "nb": "Gruppe"},
+    "cluster_none": {"en": "In no group", "nb": "I ingen gruppe"},
+    "map_count": {"en": "{shown} of {total} pictures shown", "nb": "{shown} av {total} bilder vises"},
 }
 
 CLASS_NAMES_NB: dict[str, str] = {
