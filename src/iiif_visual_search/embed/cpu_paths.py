@@ -192,7 +192,8 @@ class Calibration:
 
 def calibrate(builders: dict[str, Callable[[], Runner]], reference: Runner, sample: torch.Tensor, *,
               model: str, today: str = TORCH, rounds: int = 3, images: int | None = None,
-              allow_int8: bool = False) -> tuple[Calibration, dict[str, Runner]]:
+              allow_int8: bool = False, clock: Callable[[], float] = time.perf_counter,
+              ) -> tuple[Calibration, dict[str, Runner]]:
     """Build every path, check it against the fp32 ``reference`` on ``sample``, time them in interleaved
     rounds (each round in another order, so a burst of load elsewhere hits them all alike) and choose.
     Returns the calibration and the runners that were built, so the chosen one need not be built again."""
@@ -201,7 +202,7 @@ def calibrate(builders: dict[str, Callable[[], Runner]], reference: Runner, samp
     runners: dict[str, Runner] = {}
     partial: dict[str, Trial] = {}
     for path, build in builders.items():
-        t0 = time.perf_counter()
+        t0 = clock()
         try:
             runner = build()
             with torch.inference_mode():
@@ -211,15 +212,15 @@ def calibrate(builders: dict[str, Callable[[], Runner]], reference: Runner, samp
             continue
         cosine, overlap = fidelity(ref, out)
         runners[path] = runner
-        partial[path] = Trial(path, start_seconds=time.perf_counter() - t0, min_cosine=cosine, overlap=overlap)
+        partial[path] = Trial(path, start_seconds=clock() - t0, min_cosine=cosine, overlap=overlap)
     seconds: dict[str, list[float]] = {p: [] for p in runners}
     order = list(runners)
     with torch.inference_mode():
-        for r in range(rounds):
-            for path in order[r % len(order):] + order[:r % len(order)] if order else []:
-                t0 = time.perf_counter()
+        for r in range(rounds if order else 0):
+            for path in order[r % len(order):] + order[:r % len(order)]:
+                t0 = clock()
                 runners[path](sample)
-                seconds[path].append(time.perf_counter() - t0)
+                seconds[path].append(clock() - t0)
     trials = []
     for path, t in partial.items():
         if path in seconds and seconds[path]:
@@ -305,8 +306,12 @@ def openvino_runner(make_fp32_tower: Callable[[], torch.nn.Module], size: tuple[
     if xml is not None and xml.exists():
         model = core.read_model(xml)
     else:
+        import warnings
+
         h, w = size
-        with torch.no_grad():
+        # Tracing warns about every shape check it freezes; the input shape is fixed but for the batch.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             model = ov.convert_model(make_fp32_tower(), example_input=torch.zeros((1, 3, h, w)),
                                      input=[(ov.PartialShape([-1, 3, h, w]), ov.Type.f32)])
         if ir_dir is not None:
