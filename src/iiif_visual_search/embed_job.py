@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from .embed.local_features import to_records
-from .embed.models import Embedder, Preparer, batch_size_cpu, get_embedder
+from .embed.models import Embedder, Preparer, get_embedder
 
 Image.MAX_IMAGE_PIXELS = 200_000_000  # region crops of large maps are legitimately big
 
@@ -77,7 +77,7 @@ def load_prepared(preparer: Preparer, path: Path) -> Any | Exception:
 
 
 def batch_size_for(device: str) -> int:
-    return 64 if device.startswith("cuda") else batch_size_cpu()
+    return 64 if device.startswith("cuda") else 16
 
 
 def default_batch_size(embedder: Embedder) -> int:

@@ -223,7 +223,7 @@ def calibrate(builders: dict[str, Callable[[], Runner]], reference: Runner, samp
                 seconds[path].append(clock() - t0)
     trials = []
     for path, t in partial.items():
-        if path in seconds and seconds[path]:
+        if seconds.get(path):
             t = Trial(path, len(sample) / statistics.median(seconds[path]), t.start_seconds, t.min_cosine,
                       t.overlap)
         trials.append(t)
@@ -339,12 +339,17 @@ def _save_ir(ov: Any, model: Any, ir_dir: Path) -> None:
         tmp.rmdir()
 
 
-def compile_runner(tower: torch.nn.Module, dtype: torch.dtype, batch: int) -> Runner:
+def compile_runner(tower: torch.nn.Module, dtype: torch.dtype, batch: int | None = None) -> Runner:
     """torch.compile with frozen weights (constant folding, oneDNN weight prepacking). Batches are padded
-    or split to ``batch`` rows: every other shape would compile again, for tens of seconds."""
+    or split to ``batch`` rows (None: the first batch's size): every other shape would compile again, for
+    tens of seconds."""
     compiled = torch.compile(tower, options={"freezing": True})
+    size: list[int] = [batch] if batch else []
 
     def run(pixels: torch.Tensor) -> torch.Tensor:
+        if not size:
+            size.append(len(pixels))
+        batch = size[0]
         outs = []
         for i in range(0, len(pixels), batch):
             chunk = pixels[i:i + batch].to(dtype)

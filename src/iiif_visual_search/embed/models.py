@@ -282,7 +282,7 @@ class HFEmbedder:
         return self._tower if self.dtype == torch.float32 else ImageTower(self._load(torch.float32),
                                                                            self.architecture)
 
-    def _build_path(self, path: str, batch: int) -> Any:
+    def _build_path(self, path: str, batch: int | None) -> Any:
         import torch
 
         from . import cpu_paths as cp
@@ -311,7 +311,7 @@ class HFEmbedder:
         if self.device != "cpu" or self._path_mode in (cp.TORCH, "calibrate"):
             return today
         if self._path_mode in (cp.OPENVINO, cp.COMPILE):
-            runner = self._build_path(self._path_mode, batch_size_cpu())
+            runner = self._build_path(self._path_mode, None)
             self.cpu_path = self._path_mode
             return runner
         model_id = self._model_id()
@@ -403,12 +403,6 @@ class HFEmbedder:
             out = self.model.get_text_features(**enc)
             feats = out if hasattr(out, "shape") else out.pooler_output
             return torch.nn.functional.normalize(feats.float(), dim=1).cpu().numpy().astype(np.float32)
-
-
-def batch_size_cpu() -> int:
-    """The CPU batch of an embed job (``embed_job.batch_size_for``): what a forced torch.compile path is
-    compiled for when no calibration says otherwise."""
-    return 16
 
 
 # --- registry ----------------------------------------------------------------------------------
