@@ -206,7 +206,8 @@ def paths_side_by_side(args: argparse.Namespace) -> None:
             for name in order[r % len(order):] + order[:r % len(order)]:
                 rates[name].append(model_only(paths[name], prepared, args.batch))
                 e2e[name].append(end_to_end(paths[name], files, args.batch))
-                frac[name].append(e2e[name][-1] * gflop / 1e3 / peaks["bf16"][-1])
+                # Against a peak taken right beside it: the load on a shared machine changes by the second.
+                frac[name].append(e2e[name][-1] * gflop / 1e3 / matmul_tflops(torch.bfloat16))
             print(f"round {r + 1}/{args.rounds}: load {os.getloadavg()[0]:.1f}, bf16 peak "
                   f"{peaks['bf16'][-1]:.3f} TFLOP/s, " + ", ".join(f"{n} {e2e[n][-1]:.2f}" for n in order)
                   + " img/s end to end", flush=True)
