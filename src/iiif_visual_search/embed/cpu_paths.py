@@ -316,8 +316,10 @@ def openvino_runner(make_fp32_tower: Callable[[], torch.nn.Module], size: tuple[
                                      input=[(ov.PartialShape([-1, 3, h, w]), ov.Type.f32)])
         if ir_dir is not None:
             _save_ir(ov, model, ir_dir)
+    # As many threads as torch was given: a Ray actor's share of the cores (OMP_NUM_THREADS), not the machine.
     compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
-                                                 "PERFORMANCE_HINT": "LATENCY"})
+                                                 "PERFORMANCE_HINT": "LATENCY",
+                                                 "INFERENCE_NUM_THREADS": torch.get_num_threads()})
     request = compiled.create_infer_request()
 
     def run(pixels: torch.Tensor) -> torch.Tensor:
