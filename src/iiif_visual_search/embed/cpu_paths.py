@@ -147,26 +147,20 @@ class Trial:
         return self.min_cosine >= SAME_VECTORS_COSINE
 
 
-def choose(trials: list[Trial], *, today: str = TORCH, images: int | None = None,
-           allow_int8: bool = False, margin: float = MARGIN) -> str:
-    """The path that embeds ``images`` (None: a great many) soonest, start included, among those that pass
-    their fidelity gate; today's path unless another beats it by ``margin``. int8 only when allowed."""
+def choose(trials: list[Trial], *, today: str = TORCH, allow_int8: bool = False, margin: float = MARGIN) -> str:
+    """The fastest path that passes its fidelity gate; today's path unless another beats it by ``margin``.
+    int8 only when allowed. The start cost is not weighed: a calibrating job has paid it already, and later
+    processes mostly read the converted model from the cache."""
     by_path = {t.path: t for t in trials}
     base = by_path.get(today)
     if base is None or base.images_per_second <= 0:
         return today
-
-    def cost(t: Trial) -> float:
-        return 1 / t.images_per_second if images is None else t.start_seconds + images / t.images_per_second
-
-    best, best_cost = today, cost(base)
+    best, best_rate = today, base.images_per_second * margin
     for t in trials:
         if t.path == today or not t.passed or (t.path == INT8 and not allow_int8):
             continue
-        if t.images_per_second < base.images_per_second * margin:
-            continue
-        if cost(t) < best_cost:
-            best, best_cost = t.path, cost(t)
+        if t.images_per_second >= best_rate:
+            best, best_rate = t.path, t.images_per_second
     return best
 
 
@@ -191,8 +185,7 @@ class Calibration:
 
 
 def calibrate(builders: dict[str, Callable[[], Runner]], reference: Runner, sample: torch.Tensor, *,
-              model: str, today: str = TORCH, rounds: int = 3, images: int | None = None,
-              allow_int8: bool = False, clock: Callable[[], float] = time.perf_counter,
+              model: str, today: str = TORCH, rounds: int = 3, allow_int8: bool = False, clock: Callable[[], float] = time.perf_counter,
               ) -> tuple[Calibration, dict[str, Runner]]:
     """Build every path, check it against the fp32 ``reference`` on ``sample``, time them in interleaved
     rounds (each round in another order, so a burst of load elsewhere hits them all alike) and choose.
@@ -227,7 +220,7 @@ def calibrate(builders: dict[str, Callable[[], Runner]], reference: Runner, samp
             t = Trial(path, len(sample) / statistics.median(seconds[path]), t.start_seconds, t.min_cosine,
                       t.overlap)
         trials.append(t)
-    chosen = choose(trials, today=today, images=images, allow_int8=allow_int8)
+    chosen = choose(trials, today=today, allow_int8=allow_int8)
     calibration = Calibration(model=model, machine=machine_key(), batch=len(sample), chosen=chosen,
                               trials=trials, load=os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0,
                               at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))

@@ -353,7 +353,7 @@ class HFEmbedder:
             builders = {p: (lambda p=p: self._build_path(p, len(sample))) for p in cp.default_candidates()}
             pixels = normalise_batch(np.stack(sample), self.spec, "cpu", torch.float32)
             calibration, runners = cp.calibrate(builders, fp32, pixels, model=model_id or self.name,
-                                                images=images, allow_int8=cp.allow_int8())
+                                                allow_int8=cp.allow_int8())
             del fp32
             if model_id is not None:
                 cp.CalibrationCache().put(calibration)
