@@ -38,6 +38,7 @@ class EmbedReport:
     # images that batch held; the steady rate is what came after.
     warmup_seconds: float = 0.0
     warmup_images: int = 0
+    cpu_path: str = ""  # how the image tower ran on the CPU (embed/cpu_paths.py), for models that have one
 
     @property
     def images_per_second(self) -> float:
@@ -181,6 +182,9 @@ def run_embed(catalogue, data_dir: Path | str, model: str | None = None, *,  # n
                     shas.append(todo_item.image_sha256)
                     arrays.append(result)
             if ids:
+                if report.embedded == 0 and getattr(embedder, "device", "") == "cpu" and hasattr(embedder, "select_cpu_path"):
+                    # On the first batch: real pictures, for the calibration's fidelity gate.
+                    report.cpu_path = embedder.select_cpu_path(arrays, images=len(todo))
                 vectors = embedder.embed_prepared(arrays)
                 local = to_records([a.local for a in arrays]) if writer.local_store is not None else None
                 writer.write(ids, shas, vectors, local)

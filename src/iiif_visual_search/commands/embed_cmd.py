@@ -69,7 +69,8 @@ def embed(ctx: click.Context, model: str, device: str | None, precision: str, ba
     except (EmbedderUnavailable, IndexMismatch) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{report.model}: embedded {report.embedded}, failed {report.failed} "
-               f"({report.images_per_second:.1f} img/s)", err=True)
+               f"({report.images_per_second:.1f} img/s{', CPU path ' + report.cpu_path if report.cpu_path else ''})",
+               err=True)
     skipped = unfetched_by_flag(catalogue)
     if skipped:
         click.echo(f"not embedded, no image fetched: regions skipped by flag{by_flag_text(skipped)}; "

@@ -181,9 +181,8 @@ class HFEmbedder:
     """SigLIP, CLIP or ViT from a hub id or a local directory, batched, on the best device available."""
 
     def __init__(self, name: str, source: str, *, device: str | None = None, precision: str | None = None,
-                 allow_download: bool | None = None) -> None:
+                 allow_download: bool | None = None, cpu_path: str | None = None) -> None:
         import torch
-        import transformers
         from transformers import AutoConfig
 
         from .preprocess import CLIP_SPEC, SIGLIP_SPEC, VIT_SPEC, PreprocessSpec
@@ -209,14 +208,14 @@ class HFEmbedder:
         self.architecture = arch
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, precision)
-        model_cls = {"siglip": transformers.SiglipModel, "clip": transformers.CLIPModel,
-                     "vit": transformers.ViTModel}[arch]
-        extra: dict[str, Any] = {"add_pooling_layer": False} if arch == "vit" else {}
+        self._src, self._load_kw = src, load_kw
         try:
-            model = model_cls.from_pretrained(src, dtype=self.dtype, attn_implementation="sdpa", **extra, **load_kw)
+            model = self._load(self.dtype)
         except (OSError, ValueError) as e:
             raise EmbedderUnavailable(_offline_message(source, e)) from e
         self.model = model.to(self.device).eval()
+        from .cpu_paths import ImageTower
+        self._tower = ImageTower(self.model, arch)
         try:
             from transformers import AutoImageProcessor
             self.spec = PreprocessSpec.from_hf(AutoImageProcessor.from_pretrained(src, **load_kw))
@@ -238,6 +237,12 @@ class HFEmbedder:
             dim=dim, output=_OUTPUTS[arch], preprocessing=self.spec.to_dict(),
         )
         self._lock = threading.Lock()  # one forward at a time: the model is shared by the service's threads
+        # How the image tower runs on the CPU (embed/cpu_paths.py): forced by ``cpu_path`` or IVS_CPU_PATH,
+        # else today's torch path until a calibration (cached per model and machine) says otherwise.
+        self._path_mode = (cpu_path or os.environ.get("IVS_CPU_PATH") or "auto").lower()
+        self.cpu_path = "torch"
+        self._runner: Any = None
+        self.calibration: Any = None  # the cpu_paths.Calibration this embedder made, if it made one
 
     @property
     def name(self) -> str:
@@ -247,12 +252,115 @@ class HFEmbedder:
     def supports_text(self) -> bool:
         return self.tokenizer is not None
 
+    def _load(self, dtype: Any) -> Any:
+        import transformers
+
+        model_cls = {"siglip": transformers.SiglipModel, "clip": transformers.CLIPModel,
+                     "vit": transformers.ViTModel}[self.architecture]
+        extra: dict[str, Any] = {"add_pooling_layer": False} if self.architecture == "vit" else {}
+        return model_cls.from_pretrained(self._src, dtype=dtype, attn_implementation="sdpa", **extra,
+                                         **self._load_kw).eval()
+
     def _forward(self, pixel_values: Any) -> Any:
-        if self.architecture == "vit":
-            out = self.model(pixel_values=pixel_values, output_hidden_states=True)
-            return out.hidden_states[-1][:, 0, :]
-        out = self.model.get_image_features(pixel_values=pixel_values)
-        return out if hasattr(out, "shape") else out.pooler_output
+        return self._tower(pixel_values)
+
+    # --- the CPU path (embed/cpu_paths.py) ---
+
+    def _model_id(self) -> str | None:
+        """The calibration cache's name for these weights at this precision and size; None when the weights
+        have no known revision (nothing to tie a cached choice to)."""
+        if self.descriptor.revision in ("", "unknown"):
+            return None
+        return (f"{self.architecture}:{self.descriptor.revision}:{str(self.dtype).removeprefix('torch.')}:"
+                f"{self.spec.height}x{self.spec.width}")
+
+    def _fp32_tower(self) -> Any:
+        import torch
+
+        from .cpu_paths import ImageTower
+
+        return self._tower if self.dtype == torch.float32 else ImageTower(self._load(torch.float32),
+                                                                           self.architecture)
+
+    def _build_path(self, path: str, batch: int | None) -> Any:
+        import torch
+
+        from . import cpu_paths as cp
+
+        if path == cp.TORCH:
+            return cp.torch_runner(self._tower, self.dtype)
+        if path == cp.OPENVINO:
+            model_id = self._model_id()
+            ir_dir = None
+            if model_id is not None:
+                digest = hashlib.sha256(f"{model_id}|{cp.openvino_version()}".encode()).hexdigest()[:16]
+                ir_dir = cp.cache_dir() / "openvino" / f"{self.architecture}-{digest}"
+            return cp.openvino_runner(self._fp32_tower, (self.spec.height, self.spec.width),
+                                      bf16=self.dtype == torch.bfloat16, ir_dir=ir_dir)
+        if path == cp.COMPILE:
+            return cp.compile_runner(self._tower, self.dtype, batch)
+        if path == cp.INT8:
+            return cp.int8_runner(self._fp32_tower())
+        raise ValueError(f"unknown CPU path {path!r}: one of {', '.join(cp.PATHS)}")
+
+    def _start_path(self) -> Any:
+        """Today's torch path, or on the CPU the forced one, or the one a calibration chose and cached."""
+        from . import cpu_paths as cp
+
+        today = cp.torch_runner(self._tower, self.dtype)
+        if self.device != "cpu" or self._path_mode in (cp.TORCH, "calibrate"):
+            return today
+        if self._path_mode in (cp.OPENVINO, cp.COMPILE):
+            runner = self._build_path(self._path_mode, None)
+            self.cpu_path = self._path_mode
+            return runner
+        model_id = self._model_id()
+        cached = cp.CalibrationCache().get(model_id) if model_id else None
+        if cached is None or cached.chosen == cp.TORCH or (cached.chosen == cp.INT8 and not cp.allow_int8()):
+            return today
+        try:
+            runner = self._build_path(cached.chosen, cached.batch)
+        except Exception:  # noqa: BLE001 - e.g. a library gone since: today's path still works
+            return today
+        self.cpu_path = cached.chosen
+        return runner
+
+    def _run_tower(self, pixels: Any) -> Any:
+        if self._runner is None:
+            self._runner = self._start_path()
+        return self._runner(pixels)
+
+    def select_cpu_path(self, sample: list[np.ndarray], images: int | None = None) -> str:
+        """Called by an embed job with its first prepared batch and its size: on the CPU, with no cached
+        choice for this model and machine, and enough ``images`` to earn it back (or IVS_CPU_PATH=calibrate),
+        measure the candidate paths on ``sample`` and keep the best (see embed/cpu_paths.py). Returns the
+        path that will run."""
+        import torch
+
+        from . import cpu_paths as cp
+        from .preprocess import normalise_batch
+
+        with self._lock:
+            model_id = self._model_id()
+            calibrating = self._path_mode == "calibrate" or (
+                self._path_mode == "auto" and images is not None and images >= cp.CALIBRATE_MIN_IMAGES
+                and model_id is not None and cp.CalibrationCache().get(model_id) is None)
+            if self._runner is not None or self.device != "cpu" or not calibrating or not sample:
+                if self._runner is None:
+                    self._runner = self._start_path()
+                return self.cpu_path
+            fp32 = cp.torch_runner(self._fp32_tower(), torch.float32)
+            builders = {p: (lambda p=p: self._build_path(p, len(sample))) for p in cp.default_candidates()}
+            pixels = normalise_batch(np.stack(sample), self.spec, "cpu", torch.float32)
+            calibration, runners = cp.calibrate(builders, fp32, pixels, model=model_id or self.name,
+                                                allow_int8=cp.allow_int8())
+            del fp32
+            if model_id is not None:
+                cp.CalibrationCache().put(calibration)
+            self.cpu_path = calibration.chosen
+            self._runner = runners.get(calibration.chosen) or cp.torch_runner(self._tower, self.dtype)
+            self.calibration = calibration
+            return self.cpu_path
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         from .preprocess import resize_crop
@@ -267,9 +375,9 @@ class HFEmbedder:
         if not batch:
             return np.zeros((0, self.descriptor.dim), dtype=np.float32)
         with self._lock, torch.inference_mode():
-            pixels = normalise_batch(np.stack(batch), self.spec, self.device, self.dtype)
-            feats = self._forward(pixels).float()
-            feats = torch.nn.functional.normalize(feats, dim=1)
+            # float32 here: each path casts to what it runs in (today's torch path to self.dtype, as before).
+            pixels = normalise_batch(np.stack(batch), self.spec, self.device, torch.float32)
+            feats = torch.nn.functional.normalize(self._run_tower(pixels).float(), dim=1)
             return feats.cpu().numpy().astype(np.float32)
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
