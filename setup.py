@@ -1,5 +1,6 @@
 """One packaging step beyond pyproject.toml: the built viewer (Mirador + the find-similar plugin, one script)
-and the map page's script (``map-page/``, built the same way) ship inside the package, so that ``pip install`` + ``ivs serve`` gives a working ``/viewer`` without npm.
+and the map page's script (``map-page/``, built the same way) ship inside the package, so that ``pip install`` +
+``ivs serve`` gives a working ``/viewer`` and ``/map`` without npm.
 
 The bundle is built from ``viewer-plugin/`` with npm when it is missing, copied into the sdist's package
 folder (``web/static/``) and from there into the wheel; ``web/viewer.py`` finds it there. A build without npm
@@ -24,21 +25,21 @@ STATIC = Path("iiif_visual_search") / "web" / "static"
 PLUGIN = ROOT / "viewer-plugin"
 
 
-def viewer_bundle() -> Path | None:
-    """The built bundle: in the package folder (an unpacked sdist), else built from viewer-plugin/."""
-    packaged = ROOT / "src" / STATIC / BUNDLE
+def built_bundle(name: str, folder: Path, page: str) -> Path | None:
+    """A built script: in the package folder (an unpacked sdist), else built with npm from ``folder``."""
+    packaged = ROOT / "src" / STATIC / name
     if packaged.is_file():
         return packaged
-    built = PLUGIN / "dist" / BUNDLE
-    if not built.is_file() and (PLUGIN / "package.json").is_file() and shutil.which("npm") \
+    built = folder / "dist" / name
+    if not built.is_file() and (folder / "package.json").is_file() and shutil.which("npm") \
             and os.environ.get("IVS_SKIP_VIEWER_BUILD") != "1":
-        print("building the viewer bundle (npm run build in viewer-plugin/)", file=sys.stderr)
-        if not (PLUGIN / "node_modules").is_dir():
-            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PLUGIN, check=True)
-        subprocess.run(["npm", "run", "build"], cwd=PLUGIN, check=True)
+        print(f"building {name} (npm run build in {folder.name}/)", file=sys.stderr)
+        if not (folder / "node_modules").is_dir():
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=folder, check=True)
+        subprocess.run(["npm", "run", "build"], cwd=folder, check=True)
     if built.is_file():
         return built
-    print(f"warning: no {BUNDLE} (npm not found?): /viewer will ask for it to be built", file=sys.stderr)
+    print(f"warning: no {name} (npm not found?): {page} will ask for it to be built", file=sys.stderr)
     return None
 
 
@@ -46,26 +47,9 @@ MAP_BUNDLE = "ivs-map.js"
 MAP_PAGE = ROOT / "map-page"
 
 
-def map_bundle() -> Path | None:
-    """The /map page's script, built from map-page/ (three.js + esbuild) like the viewer bundle."""
-    packaged = ROOT / "src" / STATIC / MAP_BUNDLE
-    if packaged.is_file():
-        return packaged
-    built = MAP_PAGE / "dist" / MAP_BUNDLE
-    if not built.is_file() and (MAP_PAGE / "package.json").is_file() and shutil.which("npm") \
-            and os.environ.get("IVS_SKIP_VIEWER_BUILD") != "1":
-        print("building the map page's script (npm run build in map-page/)", file=sys.stderr)
-        if not (MAP_PAGE / "node_modules").is_dir():
-            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=MAP_PAGE, check=True)
-        subprocess.run(["npm", "run", "build"], cwd=MAP_PAGE, check=True)
-    if built.is_file():
-        return built
-    print(f"warning: no {MAP_BUNDLE} (npm not found?): /map will ask for it to be built", file=sys.stderr)
-    return None
-
-
 def bundles() -> list[tuple[str, Path]]:
-    return [(name, path) for name, path in ((BUNDLE, viewer_bundle()), (MAP_BUNDLE, map_bundle())) if path is not None]
+    found = ((BUNDLE, built_bundle(BUNDLE, PLUGIN, "/viewer")), (MAP_BUNDLE, built_bundle(MAP_BUNDLE, MAP_PAGE, "/map")))
+    return [(name, path) for name, path in found if path is not None]
 
 
 class BuildPyWithViewer(build_py):
