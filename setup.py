@@ -48,7 +48,8 @@ MAP_PAGE = ROOT / "map-page"
 
 
 def bundles() -> list[tuple[str, Path]]:
-    found = ((BUNDLE, built_bundle(BUNDLE, PLUGIN, "/viewer")), (MAP_BUNDLE, built_bundle(MAP_BUNDLE, MAP_PAGE, "/map")))
+    found = ((BUNDLE, built_bundle(BUNDLE, PLUGIN, "/viewer")),
+             (MAP_BUNDLE, built_bundle(MAP_BUNDLE, MAP_PAGE, "/map")))
     return [(name, path) for name, path in found if path is not None]
 
 
