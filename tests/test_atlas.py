@@ -26,7 +26,6 @@ from iiif_visual_search.web.app import create_app
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
 from sample_catalogue import ivs  # noqa: E402
 
-SCHEMA = SHARED_DATA.parent / "reference" / "schemas" / "iiif_3_0.json"
 
 
 def blobs(n_per: int, centres: int = 3, dim: int = 32, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -201,20 +200,6 @@ def client(built: dict[str, Any]) -> Any:
     settings = Settings(data_dir=built["data"], base_url="http://testserver")
     with TestClient(create_app(settings)) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def p3() -> Any:
-    jsonschema = pytest.importorskip("jsonschema")
-    if not SCHEMA.is_file():
-        pytest.skip(f"P3 JSON Schema not found at {SCHEMA}")
-    validator = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
-
-    def check(doc: dict[str, Any]) -> None:
-        errors = [f"{list(e.path)}: {e.message[:200]}" for e in validator.iter_errors(doc)]
-        assert not errors, errors[:5]
-
-    return check
 
 
 def decode_bin(body: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray], list[str]]:

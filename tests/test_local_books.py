@@ -21,7 +21,7 @@ from iiif_visual_search.ingest import ingest
 from iiif_visual_search.local_sample import shared_books, write_sample
 from iiif_visual_search.web.app import create_app
 from iiif_visual_search.web.options import ServeOptions
-from test_web_app import FakeSimilar, p3  # noqa: F401  (p3: the P3 schema check fixture)
+from test_web_app import FakeSimilar
 
 BASE = "http://ivs.test"
 

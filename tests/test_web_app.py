@@ -22,22 +22,7 @@ from iiif_visual_search.web.app import create_app
 from iiif_visual_search.web.options import ServeOptions
 from test_iiif_data import BASE, build_catalogue
 
-SCHEMA = SHARED_DATA.parent / "reference" / "schemas" / "iiif_3_0.json"
 XYWH = re.compile(r"^xywh=\d+,\d+,\d+,\d+$")
-
-
-@pytest.fixture(scope="module")
-def p3() -> Any:
-    jsonschema = pytest.importorskip("jsonschema")
-    if not SCHEMA.is_file():
-        pytest.skip(f"P3 JSON Schema not found at {SCHEMA}")
-    validator = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
-
-    def check(doc: dict[str, Any]) -> None:
-        errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
-        assert not errors, [f"{list(e.path)}: {e.message[:200]}" for e in errors[:5]]
-
-    return check
 
 
 class FakeSimilar:
