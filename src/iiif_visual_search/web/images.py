@@ -14,7 +14,6 @@ import warnings
 from PIL import Image
 
 from .errors import ApiError
-from .outbound import check_url, fetch_bytes  # noqa: F401 - where the pages and tests have looked for them
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP")
 

@@ -10,7 +10,8 @@ from PIL import Image
 from starlette.requests import Request
 
 from ...iiif.common import RegionView, thumbnail
-from ..images import decode_image, fetch_bytes
+from ..images import decode_image
+from ..outbound import fetch_bytes
 from .errors import PageError
 from .facets import Book, Facets
 from .render import root_path
