@@ -85,8 +85,6 @@ def _region_page_sync(request: Request) -> Response:
     card = cards(request, facets, [(region, None, [])])[0]
     canvas = st.catalogue.query_one("SELECT width, height FROM canvas WHERE id=?", (card.canvas_id,))
     cw, ch = (canvas["width"], canvas["height"]) if canvas else (region.canvas_width, region.canvas_height)
-    box = {k: round(100.0 * v / d, 3) for k, v, d in
-           (("left", region.x, cw), ("top", region.y, ch), ("width", region.w, cw), ("height", region.h, ch))}
     context.update(link_helpers(request, st, lang, state))
-    return render("region.html", **context, card=card, box=box, canvas_w=cw, canvas_h=ch, state=state,
+    return render("region.html", **context, card=card, canvas_w=cw, canvas_h=ch, state=state,
                    back=f"{root_path(request)}/" + state.query(q="", similar="", page=1))
