@@ -104,3 +104,29 @@ def test_queries_read_the_index_memory_mapped_with_the_same_votes(tmp_path, monk
     kp = KeypointIndex(tmp_path / "local", threshold=2_000, mmap=True)
     assert kp.add(10, records[10:], save=True) == int(records["count"][10:].sum())
     assert not kp.mapped and _found(search_keypoints(tmp_path), queries) >= N - 1
+
+
+def test_rebuild_reads_chunks_and_builds_the_index_a_single_pass_builds(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """A rebuild never holds every descriptor (at 100k regions that is ~22M, 11 GB as float32): it reads
+    the records a chunk at a time, trains on the same sample a one-shot build draws, and ends with the same
+    index (same votes, same lists)."""
+    records, queries = _data()
+    monkeypatch.setattr(kpi, "IVF_THRESHOLD", 2_000)
+    monkeypatch.setattr(kpi, "ADD_CHUNK", 3)
+    store = _write(tmp_path, records)
+    largest = []
+
+    def read(rows: np.ndarray) -> np.ndarray:
+        largest.append(len(rows))
+        return store.read(rows)
+
+    chunked = KeypointIndex(tmp_path / "local", threshold=2_000)
+    chunked.rebuild(np.arange(N), read)
+    assert max(largest) == 3 and chunked.meta.kind == "ivf"
+    one_shot = KeypointIndex(None, threshold=2_000)
+    one_shot.add(0, records, save=False)
+    assert chunked.meta.descriptors == one_shot.meta.descriptors == int(records["count"].sum())
+    assert chunked.meta.nlist == one_shot.meta.nlist
+    for q in queries:
+        a, b = chunked.votes(q, 8), one_shot.votes(q, 8)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])

@@ -137,6 +137,8 @@ class KeypointIndex:
     # --- building -------------------------------------------------------------------------------
 
     def _fresh(self, sample: np.ndarray, total: int) -> None:
+        """An empty index for ``total`` descriptors; an IVF one is trained on ``sample`` (``_training_rows``
+        of them)."""
         if total < self.threshold:
             self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(DESC))
             self.meta = KeypointMeta(kind="flat")
@@ -144,11 +146,16 @@ class KeypointIndex:
         nlist = _nlist(total)
         index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(DESC), DESC, nlist, faiss.ScalarQuantizer.QT_8bit,
                                               faiss.METRIC_INNER_PRODUCT)
-        take = np.random.default_rng(0).choice(len(sample), min(len(sample), nlist * 64), replace=False)
-        index.train(np.ascontiguousarray(sample[np.sort(take)]))
+        index.train(np.ascontiguousarray(sample))
         self.index = index
         self.meta = KeypointMeta(kind="ivf", nlist=nlist, trained_on=total)
         self._set_nprobe()
+
+    def _training_rows(self, total: int) -> np.ndarray:
+        """Which of ``total`` descriptors (in index order) train the IVF lists, sorted; none for a flat index."""
+        if total < self.threshold:
+            return np.zeros(0, np.int64)
+        return np.sort(np.random.default_rng(0).choice(total, min(total, _nlist(total) * 64), replace=False))
 
     def add(self, start_row: int, records: np.ndarray, *, save: bool = True) -> int:
         """Index the keypoints of rows ``start_row..`` (consecutive); rows below ``rows`` are skipped, so a
@@ -163,7 +170,7 @@ class KeypointIndex:
                 raise ValueError(f"rows {self.meta.rows}..{start_row - 1} would be skipped")
             x, ids = _descriptors(start_row + np.arange(len(records)), records, self.keypoints)
             if self.index is None:
-                self._fresh(x, len(x))
+                self._fresh(x[self._training_rows(len(x))], len(x))
             elif self.mapped:  # a read-only map must not be written to: take a private copy first
                 self.index = self._read(False)
                 self._set_nprobe()
@@ -175,17 +182,28 @@ class KeypointIndex:
             return len(x)
 
     def rebuild(self, rows: Sequence[int] | np.ndarray, read: Callable[[np.ndarray], np.ndarray]) -> None:
-        """A fresh index of exactly ``rows`` (their records from ``read(rows)``), trained on all of them."""
+        """A fresh index of exactly ``rows`` (their records from ``read(rows)``), trained on a sample of all
+        of them. The records are read in chunks, three times (count, sample, add), so memory holds one chunk
+        and the training sample, never every descriptor (100k regions have ~22M: 11 GB as float32)."""
         rows = np.asarray(rows, dtype=np.int64)
+        chunks = [rows[i:i + ADD_CHUNK] for i in range(0, len(rows), ADD_CHUNK)]
         with self._lock:
-            parts = [_descriptors(rows[i:i + ADD_CHUNK], read(rows[i:i + ADD_CHUNK]), self.keypoints)
-                     for i in range(0, len(rows), ADD_CHUNK)]
-            x = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, DESC), np.float32)
-            ids = [p[1] for p in parts]
-            self._fresh(x, len(x))
+            sizes = [int(read(c)["count"].astype(np.int64).sum()) for c in chunks]
+            total = sum(sizes)
+            train = self._training_rows(total)
+            sample, start = [], 0
+            for c, n in zip(chunks, sizes, strict=True):
+                pick = train[(train >= start) & (train < start + n)] - start
+                if len(pick):
+                    sample.append(_descriptors(c, read(c), self.keypoints)[0][pick])
+                start += n
+            self._fresh(np.concatenate(sample) if sample else np.zeros((0, DESC), np.float32), total)
+            del sample
             self.mapped = False
-            if len(x):
-                self.index.add_with_ids(x, np.concatenate(ids))
+            for c in chunks:
+                x, ids = _descriptors(c, read(c), self.keypoints)
+                if len(x):
+                    self.index.add_with_ids(x, ids)
             self.meta.rows = int(rows.max()) + 1 if len(rows) else 0
             self.meta.descriptors = int(self.index.ntotal)
             self.save()
