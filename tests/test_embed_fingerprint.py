@@ -191,3 +191,26 @@ def test_verified_hits_score_above_the_rest_and_scores_fall_with_rank() -> None:
     assert scores == sorted(scores, reverse=True) and len(set(scores)) == 4
     assert scores[1] > 0.90 and scores[2:] == [0.90, 0.68]  # unverified hits score their cosine
     assert [(r[2], r[3]) for r in ranked] == [(0.53, 20), (0.70, 8), (0.90, 0), (0.68, 0)]  # 2: not verified
+
+
+def test_support_prefers_the_picture_to_a_window_around_it_or_a_detail_of_it() -> None:
+    """A window that contains the picture and more of its page, or a detail of it zoomed to the same size,
+    can match as many keypoints as the picture itself; support weighs the inliers by how much of each
+    picture the other shows, so the picture itself ranks first (bench/fingerprint.py --many: windows of
+    the query's own page won 17 of 22 misses before)."""
+    crops = dict(real_crops())
+    im, neighbour = crops["220169-1-1.jpg"], crops["aletheiaexamplepage#r9"]
+    query = lf.extract(Augmentation(4.0, 0.05, 0.08, 0.04, 0.06, 1.1, 0.9).apply(im))
+    around = Image.new("RGB", (im.width * 2, im.height + neighbour.height), "white")
+    around.paste(im, (0, 0))
+    around.paste(neighbour.resize((im.width * 2, neighbour.height)), (0, im.height))
+    around.paste(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (im.width, 0))
+    detail = im.crop((0, 0, im.width // 2, im.height // 2))
+    recs = lf.to_records([lf.extract(x) for x in (im, around, detail)])
+    inl, support = lf.geometry_against(query, recs)
+    coverage = support / np.maximum(inl, 1)
+    assert inl.min() >= lf.MIN_INLIERS  # all three verify geometrically
+    assert coverage[0] > 0.6 and coverage[1] < 0.6 and coverage[2] < 0.6
+    assert support[0] > support[1] and support[0] > support[2]
+    scores = lf.rerank_scores(inl, np.array([0.5, 0.9, 0.9]), support)
+    assert scores.argmax() == 0 and scores.min() > 3.0  # verified, so above any unverified candidate

@@ -123,30 +123,36 @@ def _rerank(store: VectorStore, local_q, q: np.ndarray,  # noqa: ANN001 - LocalF
     cos = np.concatenate([np.array([sc for _, sc in head], dtype=np.float64),
                           (store.file.read(extra) @ q.reshape(-1)).astype(np.float64)])
     records = lf.LocalFeatureStore(store.dir).read(head_rows + extra)
-    _, inl = verify(local_q, records, cos)
+    _, inl, support = verify(local_q, records, cos)
     taken = set(cand_ids)
-    candidates = [(cand_ids[i], float(cos[i]), int(inl[i])) for i in range(len(cand_ids))]
-    candidates += [(rid, float(c), 0) for rid, c in raw[RERANK_CANDIDATES:] if rid not in taken]
+    candidates = [(cand_ids[i], float(cos[i]), int(inl[i]), float(support[i])) for i in range(len(cand_ids))]
+    candidates += [(rid, float(c), 0, 0.0) for rid, c in raw[RERANK_CANDIDATES:] if rid not in taken]
     ranked = rank_verified(candidates, lf.MIN_INLIERS)
     return ranked, {rid: n for rid, _, _, n in ranked if n}
 
 
-def rank_verified(candidates: list[tuple[str, float, int]], min_inliers: int) -> list[tuple[str, float, float, int]]:
-    """(region, cosine, inliers) → (region, score, cosine, inliers), best first, with a score that never rises
-    down the list.
+def rank_verified(candidates: list[tuple], min_inliers: int) -> list[tuple[str, float, float, int]]:
+    """(region, cosine, inliers[, support]) → (region, score, cosine, inliers), best first, with a score that
+    never rises down the list.
 
-    Hits verified by at least ``min_inliers`` keypoint inliers come first, by inliers + cosine; the rest follow
-    by cosine and score their cosine. A verified hit scores above every unverified one:
-    ``c + (1 - c) · x / (x + min_inliers)`` with ``c`` the best unverified cosine and ``x`` = inliers + cosine.
+    Hits verified by at least ``min_inliers`` keypoint inliers come first, by support + cosine (``support``:
+    the inliers weighted by how much of each picture the other shows, ``local_features.geometry``; the
+    inliers where it is not given); the rest follow by cosine and score their cosine. A verified hit scores
+    above every unverified one: ``c + (1 - c) · x / (x + min_inliers)`` with ``c`` the best unverified cosine
+    and ``x`` = support + cosine.
     """
-    verified = sorted((h for h in candidates if h[2] >= min_inliers), key=lambda h: -(h[2] + h[1]))
+    def support(h: tuple) -> float:
+        return float(h[3]) if len(h) > 3 else float(h[2])
+
+    verified = sorted((h for h in candidates if h[2] >= min_inliers), key=lambda h: -(support(h) + h[1]))
     rest = sorted((h for h in candidates if h[2] < min_inliers), key=lambda h: -h[1])
     floor = min(1.0, max(0.0, rest[0][1])) if rest else 0.0
     out = []
-    for rid, cos, n in verified:
-        x = max(0.0, n + cos)
+    for h in verified:
+        rid, cos, n = h[0], h[1], h[2]
+        x = max(0.0, support(h) + cos)
         out.append((rid, floor + (1.0 - floor) * x / (x + min_inliers), cos, n))
-    return out + [(rid, cos, cos, 0) for rid, cos, _ in rest]
+    return out + [(h[0], h[1], h[1], 0) for h in rest]
 
 
 def find_similar(catalogue, settings, *, model: str = DEFAULT_MODEL,  # noqa: ANN001 - Catalogue, Settings
@@ -163,7 +169,7 @@ def find_similar(catalogue, settings, *, model: str = DEFAULT_MODEL,  # noqa: AN
     ``fingerprint`` image and region queries are re-ranked: the top ``RERANK_CANDIDATES`` of the vector
     search and the ``VOTED_CANDIDATES`` regions the keypoint index votes for (``index/keypoints.py``) are
     verified by local keypoints (RANSAC affine inliers, ``Hit.inliers``); verified hits come first, by
-    inliers, then the rest by cosine. ``score`` is rank-consistent (see ``rank_verified``); ``Hit.cosine`` keeps
+    inliers weighted by coverage, then the rest by cosine. ``score`` is rank-consistent (see ``rank_verified``); ``Hit.cosine`` keeps
     the raw cosine. Vector queries are not re-ranked.
     """
     # Cached per process, reloaded when the index files change: no FAISS read per query.

@@ -54,11 +54,11 @@ def shortlist(global_rows: Sequence[int] | np.ndarray, voted_rows: Sequence[int]
 
 
 def verify(query: local_features.LocalFeatures, records: np.ndarray,
-           cosines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Candidates' keypoint ``records`` checked against the query: (scores, inliers), the scores from
-    ``local_features.rerank_scores`` (verified first, by inliers, then by cosine; all above any cosine)."""
-    inl = local_features.inliers_against(query, records)
-    return local_features.rerank_scores(inl, cosines), inl
+           cosines: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidates' keypoint ``records`` checked against the query: (scores, inliers, support), the scores from
+    ``local_features.rerank_scores`` (verified first, by support, then by cosine; all above any cosine)."""
+    inl, support = local_features.geometry_against(query, records)
+    return local_features.rerank_scores(inl, cosines, support), inl, support
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
