@@ -190,9 +190,44 @@ def window(page: Image.Image, i: int) -> Image.Image:
     return im
 
 
-def grow_gallery(workdir: Path, crops: list[Image.Image], n: int, emb: FingerprintEmbedder, batch: int = 256) -> int:
+def _gallery_batch(rows: range, m: int, crops: list[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoint records and global vectors of gallery ``rows`` (the ``m`` crops first, then windows; ``crops``
+    holds those of the crops among ``rows``): one worker's share of ``grow_gallery``."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    emb, pages, images, cache = _worker_embedder(), _pages(), [], {}
+    for r in rows:
+        if r < m:
+            images.append(crops[r - rows.start])
+            continue
+        i = r - m
+        path = pages[(i // WINDOWS_PER_PAGE) % len(pages)]
+        if path not in cache:
+            with Image.open(path) as page:
+                cache.clear()
+                cache[path] = page.convert("RGB")
+        images.append(window(cache[path], i))
+    return lf.to_records(emb.extract_local(images)), np.ascontiguousarray(emb.embed_images(images), np.float32)
+
+
+_EMBEDDER: FingerprintEmbedder | None = None
+
+
+def _worker_embedder() -> FingerprintEmbedder:
+    global _EMBEDDER
+    if _EMBEDDER is None:
+        _EMBEDDER = FingerprintEmbedder()
+    return _EMBEDDER
+
+
+def grow_gallery(workdir: Path, crops: list[Image.Image], n: int, emb: FingerprintEmbedder, batch: int = 256,
+                 workers: int = 2) -> int:
     """Rows 0..len(crops)-1 are the crops, then ``n`` windows: keypoint records in ``features.bin``, global
-    vectors in ``global.f32``, both appended from where an earlier run stopped. Returns the row count."""
+    vectors in ``global.f32``, both appended from where an earlier run stopped; batches are cut and
+    described in ``workers`` processes and written in order. Returns the row count."""
+    from concurrent.futures import ProcessPoolExecutor
+
     store = lf.LocalFeatureStore(workdir)
     vec_path = workdir / "global.f32"
     dim = emb.embed_images(crops[:1]).shape[1]
@@ -202,32 +237,22 @@ def grow_gallery(workdir: Path, crops: list[Image.Image], n: int, emb: Fingerpri
     store.dir.mkdir(parents=True, exist_ok=True)
     with open(vec_path, "ab") as fh:
         fh.truncate(have * 4 * dim)
-    pages, cache = _pages(), {}
     total, t0, start = len(crops) + n, time.perf_counter(), have
-    while have < total:
-        rows = range(have, min(total, have + batch))
-        images = []
-        for r in rows:
-            if r < len(crops):
-                images.append(crops[r])
-                continue
-            i = r - len(crops)
-            path = pages[(i // WINDOWS_PER_PAGE) % len(pages)]
-            if path not in cache:
-                with Image.open(path) as page:
-                    cache.clear()
-                    cache[path] = page.convert("RGB")
-            images.append(window(cache[path], i))
-        store.write_at(have, emb.extract_local(images))
-        with open(vec_path, "ab") as fh:
-            fh.write(np.ascontiguousarray(emb.embed_images(images), dtype=np.float32).tobytes())
-        have = rows.stop
-        el = time.perf_counter() - t0
-        print(f"  gallery rows {have}/{total} ({(have - start) / el:.1f}/s, {el:.0f} s)", flush=True)
+    batches = [range(b, min(total, b + batch)) for b in range(have, total, batch)]
+    with ProcessPoolExecutor(workers) as pool:
+        for rows, (records, vectors) in zip(batches, pool.map(_gallery_batch, batches, [len(crops)] * len(batches),
+                                                               [crops[b.start:b.stop] for b in batches]), strict=True):
+            store.write_records_at(rows.start, records)
+            with open(vec_path, "ab") as fh:
+                fh.write(vectors.tobytes())
+            have = rows.stop
+            el = time.perf_counter() - t0
+            print(f"  gallery rows {have}/{total} ({(have - start) / el:.1f}/s, {el:.0f} s)", flush=True)
     return total
 
 
-def many(crops: list[Image.Image], n: int, seeds: list[int], emb: FingerprintEmbedder, workdir: Path) -> None:
+def many(crops: list[Image.Image], n: int, seeds: list[int], emb: FingerprintEmbedder, workdir: Path,
+         grow_only: bool = False) -> None:
     """Top-k of the crops' augmented copies among the crops plus ``n`` windows, the way ``find_similar``
     runs one query: global top ``RERANK_CANDIDATES`` (exact, over every row), ``VOTED_CANDIDATES`` from the
     memory-mapped keypoint index, their records read from disk and verified."""
@@ -235,6 +260,8 @@ def many(crops: list[Image.Image], n: int, seeds: list[int], emb: FingerprintEmb
 
     workdir.mkdir(parents=True, exist_ok=True)
     total = grow_gallery(workdir, crops, n, emb)
+    if grow_only:
+        return
     t = time.perf_counter()
     faiss.omp_set_num_threads(2)
     built = update_keypoint_index(workdir, rows_limit=total)
@@ -281,6 +308,7 @@ def main() -> None:
     ap.add_argument("--gallery", type=int, default=10_000, help="regions for the latency run (0: none)")
     ap.add_argument("--many", type=int, default=0,
                     help="only the crops among this many page windows, on disk (the other runs are skipped)")
+    ap.add_argument("--grow-only", action="store_true", help="with --many: only cut and describe the windows")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "ivs-fingerprint-many")
     args = ap.parse_args()
     import cv2
@@ -291,7 +319,7 @@ def main() -> None:
     emb = FingerprintEmbedder()
     crops = [im for _, im in real_crops()]
     if args.many:
-        many(crops, args.many, args.seeds, emb, args.workdir)
+        many(crops, args.many, args.seeds, emb, args.workdir, args.grow_only)
         return
     protocol("real crops", crops, args.seeds, emb)
     windows = page_windows(max(args.windows, args.distractors))
