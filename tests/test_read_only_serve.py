@@ -113,3 +113,29 @@ def test_uploads_are_rate_limited_per_client(published: Settings, tmp_path: Path
                      similar_backend=_no_similar)
     with TestClient(off) as client:
         assert upload(client).status_code == 403
+
+
+def test_replicas_read_a_current_published_text_index_in_place(tmp_path_factory: pytest.TempPathFactory,
+                                                                 tmp_path: Path) -> None:
+    """A replica used to copy the published text index into its cache (2.5 GB at a million regions, per
+    replica, and one more copy in the page cache each); a current one is now read where it lies."""
+    from iiif_visual_search.index.text import TEXT_INDEX_NAME, open_text_index
+
+    settings = build_catalogue(tmp_path_factory.mktemp("with-text"))
+    catalogue = Catalogue(settings.catalogue_path)
+    text = open_text_index(settings.data_dir, hidden_classes=settings.hidden_classes)
+    text.sync(catalogue)
+    text.close()
+    catalogue.close()
+    before = _files(settings.data_dir)
+    in_place = tmp_path / "in-place"
+    _exercise(settings, ServeOptions(read_only=True, cache_dir=str(in_place)))
+    assert _files(settings.data_dir) == before
+    assert not (in_place / TEXT_INDEX_NAME).exists()
+
+    # With other hidden classes the published index is not current for this replica: it gets its own copy.
+    other = settings.model_copy(update={"hidden_classes": ["illustration"]})
+    copied = tmp_path / "copied"
+    app = create_app(other, ServeOptions(read_only=True, cache_dir=str(copied)), similar_backend=_no_similar)
+    assert (copied / TEXT_INDEX_NAME).is_file() and not app.state.ivs.text.read_only
+    assert _files(settings.data_dir) == before

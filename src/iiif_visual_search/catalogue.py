@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .records import CanvasRecord, ManifestRecord
+from .sqlite_read_only import connect_read_only
 
 SCHEMA_VERSION = 1
 
@@ -170,26 +171,6 @@ def region_id_for(manifest_id: str, canvas_uri: str, block_id: str, x: int, y: i
     return short_id(manifest_id, canvas_uri, block_id, f"{x},{y},{w},{h}", prefix="r", length=16)
 
 
-def _connect_read_only(path: Path) -> sqlite3.Connection:
-    """The catalogue opened for reading only (``mode=ro``); never created, never written.
-
-    A WAL database needs its ``-shm`` file: in a read-only folder without one, SQLite cannot open it read-only
-    and the catalogue is opened ``immutable`` instead, which is right for a published copy that no process
-    writes (a catalogue is published with every writer closed, so its WAL is checkpointed into the file).
-    """
-    if not path.is_file():
-        raise sqlite3.OperationalError(f"no catalogue at {path}")
-    uri = path.resolve().as_uri()
-    for mode in ("mode=ro", "immutable=1"):
-        conn = sqlite3.connect(f"{uri}?{mode}", uri=True, check_same_thread=False, isolation_level=None, timeout=30)
-        try:
-            conn.execute("SELECT COUNT(*) FROM meta").fetchone()
-            return conn
-        except sqlite3.OperationalError:
-            conn.close()
-    raise sqlite3.OperationalError(f"cannot open {path} for reading")
-
-
 @dataclass
 class RegionRow:
     """A region as the pipeline and the service see it: canvas coordinates, never layout units."""
@@ -221,7 +202,9 @@ class Catalogue:
         self.read_only = read_only
         self._lock = threading.RLock()
         if read_only:  # a published catalogue on a read-only disk, served by replicas
-            self.conn = _connect_read_only(self.path)
+            if not self.path.is_file():
+                raise sqlite3.OperationalError(f"no catalogue at {self.path}")
+            self.conn = connect_read_only(self.path)
             self.conn.row_factory = sqlite3.Row
             self._check_version()
             return

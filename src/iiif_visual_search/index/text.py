@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from ..sqlite_read_only import connect_read_only
+
 # One-for-one folds the unicode61 tokenizer does not do. Each maps one character to one character.
 _FOLD = {"ſ": "s", "ß": "ß", "æ": "æ", "Æ": "Æ"}
 # Applied with str.replace, which runs at memchr speed: str.translate looks up every character (30 µs for
@@ -327,16 +329,21 @@ class _Hot:
 class TextIndex:
     """The index file. Reads use one connection per thread; writes are serialised by a lock."""
 
-    def __init__(self, path: Path | str, *, warm_terms: int = 0, hidden_classes: Sequence[str] = ()) -> None:
+    def __init__(self, path: Path | str, *, warm_terms: int = 0, hidden_classes: Sequence[str] = (),
+                 read_only: bool = False) -> None:
         self.path = Path(path)
         # Regions whose class is one of these get no text in the index (blank pages, segmentation errors).
         self.hidden_classes = frozenset(hidden_classes)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A published index served in place by replicas: never written, and ``sync`` only reports.
+        self.read_only = read_only
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._conn()
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.executescript(SCHEMA)
+        if not read_only:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(SCHEMA)
         self.warm_terms = warm_terms
         # Per index version (meta 'version', bumped by every write): counts, hot postings, manifest terms.
         self._version: str | None = None
@@ -352,8 +359,11 @@ class TextIndex:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-            conn.execute("PRAGMA synchronous=NORMAL")
+            if self.read_only:
+                conn = connect_read_only(self.path)
+            else:
+                conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+                conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn
 
@@ -435,8 +445,15 @@ class TextIndex:
             conn.execute("COMMIT")
             return len(rows)
 
+    def is_current(self, catalogue: Any) -> bool:
+        """Whether the index holds every change of ``catalogue``, with this index's hidden classes."""
+        return self.last_seq == _catalogue_seq(catalogue) and self._meta("hidden") == self._hidden_key()
+
     def sync(self, catalogue: Any) -> int:
-        """Apply the catalogue changes logged since the last sync. Returns how many regions it touched."""
+        """Apply the catalogue changes logged since the last sync. Returns how many regions it touched
+        (none for a read-only index, which is opened only where it is current: ``State``)."""
+        if self.read_only:
+            return 0
         seq = _catalogue_seq(catalogue)
         last = self.last_seq
         if self._meta("hidden") != self._hidden_key() and last:
@@ -672,6 +689,7 @@ TEXT_INDEX_NAME = "text-index.sqlite"
 
 
 def open_text_index(data_dir: Path | str, *, warm_terms: int = WARM_TERMS,
-                    hidden_classes: Sequence[str] = ()) -> TextIndex:
+                    hidden_classes: Sequence[str] = (), read_only: bool = False) -> TextIndex:
     """The service's index: the most frequent terms' postings are loaded in the background after a change."""
-    return TextIndex(Path(data_dir) / TEXT_INDEX_NAME, warm_terms=warm_terms, hidden_classes=hidden_classes)
+    return TextIndex(Path(data_dir) / TEXT_INDEX_NAME, warm_terms=warm_terms, hidden_classes=hidden_classes,
+                     read_only=read_only)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sqlite3
 import tempfile
 import threading
 import time
@@ -59,16 +60,41 @@ class State:
             self.cache_dir = Path(options.cache_dir) if options.cache_dir else Path(
                 tempfile.mkdtemp(prefix="ivs-serve-"))
             self.cache_dir.mkdir(parents=True, exist_ok=True)
-            published = settings.data_dir / TEXT_INDEX_NAME
-            if published.is_file() and not (self.cache_dir / TEXT_INDEX_NAME).exists():
-                shutil.copyfile(published, self.cache_dir / TEXT_INDEX_NAME)  # else it is built at start-up
             log.info("data dir %s is served read-only; writing to %s", settings.data_dir, self.cache_dir)
         self.catalogue = Catalogue(settings.catalogue_path, read_only=self.read_only)
         self.store = Store(self.catalogue, self.urls)
-        self.text: TextIndex = open_text_index(self.cache_dir, hidden_classes=settings.hidden_classes)
+        self.text: TextIndex = self._open_text_index()
         self._synced_at = 0.0
         self._sync_lock = threading.Lock()
         self._similar_backend = similar_backend
+
+    def close(self) -> None:
+        """Close the catalogue and this thread's text index connection (``ivs serve --workers``: the parent
+        prepares the text index, then leaves the serving to its workers)."""
+        self.text.close()
+        self.catalogue.close()
+
+    def _open_text_index(self) -> TextIndex:
+        """The data dir's text index; for a read-only data dir, the published one read in place when it is
+        current (replicas then share one copy in the page cache: 2.5 GB at a million regions), else a copy of
+        it in the cache dir, brought up to date there (or one built there at start-up)."""
+        hidden = self.settings.hidden_classes
+        if not self.read_only:
+            return open_text_index(self.cache_dir, hidden_classes=hidden)
+        published = self.settings.data_dir / TEXT_INDEX_NAME
+        if published.is_file():
+            try:
+                text = open_text_index(self.settings.data_dir, hidden_classes=hidden, read_only=True)
+                if text.is_current(self.catalogue):
+                    log.info("serving the published text index %s in place", published)
+                    return text
+                text.close()
+            except sqlite3.Error as exc:  # an older schema, a damaged copy: the cache gets its own
+                log.warning("cannot read the published text index %s (%s); indexing in %s", published, exc,
+                            self.cache_dir)
+            if not (self.cache_dir / TEXT_INDEX_NAME).exists():
+                shutil.copyfile(published, self.cache_dir / TEXT_INDEX_NAME)
+        return open_text_index(self.cache_dir, hidden_classes=hidden)
 
     def text_index(self) -> TextIndex:
         now = time.monotonic()
