@@ -676,3 +676,17 @@ def test_similar_answers_carry_the_raw_parts_of_a_rank_consistent_score(env: Any
     assert scores == sorted(scores, reverse=True)
     assert [(item["cosine"], item.get("inliers")) for item in doc["items"]] == \
         [(0.53, 20), (0.7, 8), (0.9, None), (0.68, None)]
+
+
+def test_json_answers_take_numpy_numbers_and_stay_compact_utf8() -> None:
+    """The service's JSON is written by orjson, which refuses numpy scalars by itself (a score straight from
+    FAISS is a numpy float32); they are written as plain numbers, text stays UTF-8, not \\u escapes."""
+    import numpy as np
+
+    from iiif_visual_search.web.state import JsonLd
+
+    body = JsonLd({"score": np.float32(0.5), "n": np.int64(3), "label": {"nb": ["Kart over Bjørgvin"]}, 7: "x"},
+                  "application/ld+json").body
+    assert body == '{"score":0.5,"n":3,"label":{"nb":["Kart over Bjørgvin"]},"7":"x"}'.encode()
+    with pytest.raises(TypeError):
+        JsonLd({"x": object()}, "application/json")

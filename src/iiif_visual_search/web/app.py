@@ -85,7 +85,9 @@ def create_app(settings: Settings, options: ServeOptions | None = None, *,
         middleware=[
             # JSON and HTML compressed for clients that accept gzip (Change Discovery 1.0: SHOULD); images are
             # left alone (GZipMiddleware skips image/jpeg and the like). Outermost, so CORS headers are kept.
-            Middleware(GZipMiddleware, minimum_size=500),
+            # Level 6 (zlib's default) rather than Starlette's 9: a harvest page compressed in 2.2 ms instead of
+            # 3.3, 1 % larger.
+            Middleware(GZipMiddleware, minimum_size=500, compresslevel=6),
             Middleware(SecurityHeaders),
             Middleware(AlwaysCors),
             Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"],

@@ -3,7 +3,6 @@ checks of query parameters, which answer 400 with the reason."""
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import sqlite3
@@ -15,6 +14,7 @@ from urllib.parse import unquote
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -34,6 +34,15 @@ DEFAULT_MODEL = "siglip"
 log = logging.getLogger("iiif_visual_search.web")
 
 
+def _plain(value: Any) -> Any:
+    """What orjson does not take itself: numpy scalars (a score, a cosine) as Python numbers, and anything
+    else ``json`` would have refused."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 class JsonLd(JSONResponse):
     """IIIF JSON: the media type names the spec (and its context profile), the body is compact UTF-8."""
 
@@ -42,7 +51,7 @@ class JsonLd(JSONResponse):
         self.headers["content-type"] = media
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return orjson.dumps(content, default=_plain, option=orjson.OPT_NON_STR_KEYS)
 
 
 class State:

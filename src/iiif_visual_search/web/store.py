@@ -52,9 +52,19 @@ class Store:
         self._follow_lock = threading.Lock()
         self._memo: dict[str, tuple[tuple[int, int], Any]] = {}
 
-    def _view(self, row: sqlite3.Row) -> RegionView:
-        view = RegionView.from_row(row)
-        if self.urls is None or not is_local_book(row["manifest_url"]):
+    def _view(self, row: sqlite3.Row, keys: Sequence[str] | None = None,
+              label_map: dict[str, list[str]] | None = None, local: dict[str, bool] | None = None) -> RegionView:
+        """``keys``, ``label_map`` and ``local`` (a memo of ``is_local_book`` by manifest URL) come from
+        ``_views``, which converts a page of rows at a time."""
+        view = RegionView.from_row(row, keys=keys, manifest_label_map=label_map)
+        if self.urls is None:
+            return view
+        url = row["manifest_url"]
+        if local is None:
+            local = {}
+        if url not in local:
+            local[url] = is_local_book(url)
+        if not local[url]:
             return view
         changes: dict[str, Any] = {}
         if not is_http(view.canvas_uri):
@@ -123,9 +133,11 @@ class Store:
             return {m: self._labels.get(m) for m in wanted}
 
     def _views(self, rows: Sequence[sqlite3.Row]) -> list[RegionView]:
-        labels = self.label_maps({r["manifest_id"] for r in rows}) if rows else {}
-        return [dataclasses.replace(v, manifest_label_map=labels.get(v.manifest_id))
-                for v in map(self._view, rows)]
+        if not rows:
+            return []
+        labels = self.label_maps({r["manifest_id"] for r in rows})
+        keys, local = tuple(rows[0].keys()), {}
+        return [self._view(r, keys, labels.get(r["manifest_id"]), local) for r in rows]
 
     def manifest(self, ref: str) -> sqlite3.Row | None:
         row = self.catalogue.find_manifest(ref)
