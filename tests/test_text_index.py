@@ -79,3 +79,33 @@ def test_sync_follows_the_change_log(built: tuple[Catalogue, TextIndex]) -> None
     assert index.sync(catalogue) == 1
     assert index.search("moskau").total == before - 1
     assert index.sync(catalogue) == 0
+
+
+def test_spans_found_by_find_are_the_spans_the_tokenizer_finds() -> None:
+    """Texts that fold one character for one take a shortcut (``str.find`` per term instead of folding every
+    token); on random texts and queries, with prefixes, digits, punctuation, repeated words, accents, long s,
+    ligatures and combining marks, it finds exactly what the general path finds."""
+    import random
+
+    from iiif_visual_search.index import text as text_module
+
+    rng = random.Random(5)
+    words = ["map", "maps", "Map", "mapping", "bergen", "Bergen's", "x1", "1x", "a", "an", "and", "sand", "ma",
+             "Bjørgvin", "MÅL", "mål", "École", "ecole", "ſand", "Straße", "ﬁsh", "fish", "desce\u0303dre", "ΟΔΟΣ",
+             "naïve", "½", "İstanbul", "…", "«and»"]
+    in_place = [w for w in words if text_module._fold_in_place(w) is not None]
+    shortcut = 0
+    for _ in range(400):
+        pool = words if rng.random() < 0.3 else in_place  # ligatures and the like send a text the long way
+        text = "".join(rng.choice(pool) + rng.choice([" ", ", ", "-", ".", "_", "  "]) for _ in range(rng.randint(0, 30)))
+        shortcut += text_module._fold_in_place(text) is not None
+        query = " ".join(rng.choice(["map", "ma*", "bergen", "s", "an*", "x1", "1x", "and", "mal", "ecole", "sand",
+                                     "fish", "descedre", "οδος", "naive", "strasse", "straße", "istanbul", "bj*"])
+                         for _ in range(rng.randint(1, 3)))
+        terms = text_module.query_terms(query)
+        for limit in (None, 1, 3):
+            fast = text_module.find_spans(text, terms, limit)
+            general = text_module._token_spans(text, {t for t, p in terms if not p},
+                                               tuple(t for t, p in terms if p), limit)
+            assert fast == general, (text, query, limit)
+    assert 200 < shortcut < 400  # both ways were taken

@@ -193,6 +193,14 @@ def find_spans(text: str, terms: list[tuple[str, bool]], limit: int | None = Non
         return []
     exact = {t for t, p in terms if not p}
     prefixes = tuple(t for t, p in terms if p)
+    folded = _fold_in_place(text)
+    if folded is not None:
+        return _spans_by_find(folded, exact, prefixes, limit)
+    return _token_spans(text, exact, prefixes, limit)
+
+
+def _token_spans(text: str, exact: set[str], prefixes: tuple[str, ...], limit: int | None) -> list[Span]:
+    """``find_spans`` for any text: every token folded as the index folds it."""
     spans: list[Span] = []
     for m in _TOKEN.finditer(fold(text)):
         token = fold_term(m.group())
@@ -201,6 +209,66 @@ def find_spans(text: str, terms: list[tuple[str, bool]], limit: int | None = Non
             if len(spans) == limit:
                 break
     return spans
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _fold_char(c: str) -> str | None:
+    """``c`` (lower case) as one character of a folded token, " " for a character between tokens, None where
+    folding does not keep one character for one (a ligature, a combining mark inside a token)."""
+    f = fold_term(c)
+    if _TOKEN.fullmatch(c):
+        return f if len(f) == 1 and f.isalnum() else None
+    return " " if not f or not f.isalnum() else None
+
+
+def _fold_in_place(text: str) -> str | None:
+    """``text`` folded as the index folds its tokens, one character for one (so offsets into it are offsets
+    into ``text``), with every character between tokens a non-alphanumeric one; None where that cannot be."""
+    if text.isascii():
+        return text.lower()
+    if "\u03a3" in text:  # capital sigma lowers by its context (final ς), which differs for a token alone
+        return None
+    low = text.lower()
+    if len(low) != len(text):
+        return None
+    if low.isascii():
+        return low
+    parts, last = [], 0
+    for m in _NON_ASCII.finditer(low):
+        f = _fold_char(m.group())
+        if f is None:
+            return None
+        parts.append(low[last:m.start()])
+        parts.append(f)
+        last = m.end()
+    parts.append(low[last:])
+    return "".join(parts)
+
+
+def _spans_by_find(folded: str, exact: set[str], prefixes: tuple[str, ...], limit: int | None) -> list[Span]:
+    """``find_spans`` on a text folded in place (``_fold_in_place``), where a token is a run of alphanumeric
+    characters: each term is looked for with ``str.find`` instead of folding every token of the text (a rare
+    word's first match is often near the end of its text, and a search page has 50 texts)."""
+    starts: dict[int, int] = {}
+    for term, is_prefix in [(t, False) for t in exact] + [(t, True) for t in prefixes]:
+        if not term:
+            continue
+        found, at = 0, folded.find(term)
+        while at >= 0 and (limit is None or found < limit):
+            end = at + len(term)
+            if at == 0 or not folded[at - 1].isalnum():
+                if is_prefix:
+                    while end < len(folded) and folded[end].isalnum():
+                        end += 1
+                if is_prefix or end == len(folded) or not folded[end].isalnum():
+                    starts[at] = max(end, starts.get(at, end))
+                    found += 1
+            at = folded.find(term, at + 1)
+    spans = [Span(a, starts[a]) for a in sorted(starts)]
+    return spans[:limit] if limit is not None else spans
 
 
 # Bits set in each byte value: popcount for numpy < 2 (np.bitwise_count is numpy 2's).
