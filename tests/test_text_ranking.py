@@ -251,3 +251,31 @@ def test_one_warming_thread_follows_the_newest_version(indexed, monkeypatch, tmp
         thread.join(30)
     assert not index._warming
     assert loaded[-1] == newest and len(index._hot._postings) == 3
+
+
+def test_warming_leaves_a_frequent_word_nothing_to_do_on_its_first_query(indexed, monkeypatch, tmp_path: Path) -> None:
+    """Warming loaded a frequent word's postings but left their sort by score and the count of its texts to
+    the word's first query: 70-190 ms each at a million regions (bench/scale.py's common-word p99). A warmed
+    word's first query now neither sorts nor counts, and answers as FTS5 does."""
+    import threading
+
+    _, cat = indexed
+    monkeypatch.setattr(textmod, "HOT_DF", 5)
+    index = TextIndex(tmp_path / "warmed.sqlite", warm_terms=4)
+    index.rebuild(cat)
+    index._current()
+    for thread in [t for t in threading.enumerate() if t.name == "text-index-warm"]:
+        thread.join(60)
+    warmed = list(index._hot._postings)
+    assert len(warmed) == 4
+    assert all(index._hot._postings[w]._order is not None and index._hot._postings[w]._bits is not None
+               for w in warmed)
+    assert all((w, textmod.HOT_DF) in index._hot_terms for w in warmed)  # known frequent: not counted again
+    sorted_before = index._hot._postings[warmed[0]]._order
+    hits = index.search(warmed[0], limit=10)
+    assert index._hot._postings[warmed[0]]._order is sorted_before  # not sorted again
+    plain = TextIndex(tmp_path / "warmed.sqlite")
+    monkeypatch.setattr(textmod, "HOT_DF", 10**9)  # FTS5's own ranking, for comparison
+    expected = plain.search(warmed[0], limit=10)
+    assert [m.region_id for m in hits.matches] == [m.region_id for m in expected.matches]
+    assert hits.total == expected.total
