@@ -269,7 +269,8 @@ def many(crops: list[Image.Image], n: int, seeds: list[int], emb: FingerprintEmb
     print(f"keypoint index over {total} regions: {built}, updated in {time.perf_counter() - t:.0f} s, "
           f"{kp_bytes / 2**20:,.0f} MiB on disk ({kp_bytes / total / 1024:.1f} KiB per region)", flush=True)
     store = lf.LocalFeatureStore(workdir)
-    gallery = np.fromfile(workdir / "global.f32", dtype=np.float32).reshape(total, -1)
+    dim = emb.embed_images(crops[:1]).shape[1]  # a larger earlier run grew more rows: only the first total count
+    gallery = np.fromfile(workdir / "global.f32", dtype=np.float32, count=total * dim).reshape(total, dim)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kp = search_keypoints(workdir)
     faiss.omp_set_num_threads(1)
