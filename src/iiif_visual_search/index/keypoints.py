@@ -108,12 +108,17 @@ class KeypointIndex:
         """The index file, memory-mapped read-only when ``mmap`` (and FAISS can map it), else a private copy."""
         self.mapped = False
         if mmap:
-            try:
-                index = faiss.read_index(str(self.index_path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-                self.mapped = True
-                return index
-            except RuntimeError:
-                pass
+            # IO_FLAG_MMAP maps the inverted lists of the IVF kind; IO_FLAG_MMAP_IFC also maps the flat kind's
+            # vectors (``vectors.VectorIndex._read``).
+            for flag in (getattr(faiss, "IO_FLAG_MMAP_IFC", None), faiss.IO_FLAG_MMAP):
+                if flag is None:
+                    continue
+                try:
+                    index = faiss.read_index(str(self.index_path), flag | faiss.IO_FLAG_READ_ONLY)
+                    self.mapped = True
+                    return index
+                except RuntimeError:
+                    pass
         return faiss.read_index(str(self.index_path))
 
     @property
