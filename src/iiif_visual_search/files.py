@@ -101,3 +101,25 @@ def is_writable_dir(path: Path) -> bool:
     os.close(fd)
     os.unlink(name)
     return True
+
+
+def prefetch(path: Path | str) -> None:
+    """Ask the kernel to read ``path`` into the page cache now, in the background (``POSIX_FADV_WILLNEED``).
+
+    A memory-mapped index is read page by page as queries touch it; where it is not in the page cache (a
+    fresh boot, or other files read since it was), each of the first queries waits on many small random reads:
+    find-similar at a million regions took 78 ms at the median instead of 8, until the pages were in. One
+    sequential read ahead of the queries costs seconds once. A no-op where the call does not exist."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        advise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

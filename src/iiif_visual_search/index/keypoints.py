@@ -42,7 +42,7 @@ from ..embed.local_features import (
     to_records,
     unit_descriptors,
 )
-from ..files import atomic_write, atomic_write_bytes
+from ..files import atomic_write, atomic_write_bytes, prefetch
 from .vectors import _stat
 
 IVF_THRESHOLD = 100_000   # descriptors (~400 regions): exact search of 256 query keypoints stays < ~50 ms
@@ -116,6 +116,7 @@ class KeypointIndex:
                 try:
                     index = faiss.read_index(str(self.index_path), flag | faiss.IO_FLAG_READ_ONLY)
                     self.mapped = True
+                    prefetch(self.index_path)
                     return index
                 except RuntimeError:
                     pass

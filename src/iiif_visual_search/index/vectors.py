@@ -28,7 +28,7 @@ import faiss
 import numpy as np
 
 from ..embed.models import ModelDescriptor
-from ..files import atomic_write, atomic_write_bytes
+from ..files import atomic_write, atomic_write_bytes, prefetch
 from . import calibrate as cal
 from . import kinds
 from .kinds import AUTO, HNSW_EF_CONSTRUCTION, HNSW_M, HNSW_THRESHOLD, KINDS  # noqa: F401 - re-exported
@@ -196,6 +196,7 @@ class VectorIndex:
                 try:
                     index = faiss.read_index(path, flag | faiss.IO_FLAG_READ_ONLY)
                     self._mapped = True
+                    prefetch(path)
                     return index
                 except RuntimeError:
                     pass
