@@ -42,8 +42,8 @@ from ..embed.local_features import (
     to_records,
     unit_descriptors,
 )
-from ..files import atomic_write, atomic_write_bytes, prefetch
-from .vectors import _stat
+from ..files import atomic_write, atomic_write_bytes
+from .vectors import _stat, read_mapped
 
 IVF_THRESHOLD = 100_000   # descriptors (~400 regions): exact search of 256 query keypoints stays < ~50 ms
 IVF_NPROBE = 16
@@ -108,18 +108,10 @@ class KeypointIndex:
         """The index file, memory-mapped read-only when ``mmap`` (and FAISS can map it), else a private copy."""
         self.mapped = False
         if mmap:
-            # IO_FLAG_MMAP maps the inverted lists of the IVF kind; IO_FLAG_MMAP_IFC also maps the flat kind's
-            # vectors (``vectors.VectorIndex._read``).
-            for flag in (getattr(faiss, "IO_FLAG_MMAP_IFC", None), faiss.IO_FLAG_MMAP):
-                if flag is None:
-                    continue
-                try:
-                    index = faiss.read_index(str(self.index_path), flag | faiss.IO_FLAG_READ_ONLY)
-                    self.mapped = True
-                    prefetch(self.index_path)
-                    return index
-                except RuntimeError:
-                    pass
+            index = read_mapped(self.index_path)
+            if index is not None:
+                self.mapped = True
+                return index
         return faiss.read_index(str(self.index_path))
 
     @property

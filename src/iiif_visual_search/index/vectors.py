@@ -186,20 +186,10 @@ class VectorIndex:
     def _read(self, mmap: bool) -> faiss.Index:
         path = str(self.index_path)
         if mmap:
-            # Codes and graphs mapped instead of copied, so that server processes share one copy in the page
-            # cache. IO_FLAG_MMAP alone maps inverted lists but copies an HNSW graph and its vectors (3.4 GB
-            # of private memory per process at a million regions); IO_FLAG_MMAP_IFC (faiss >= 1.9) maps
-            # those too. Fall back where neither can.
-            for flag in (getattr(faiss, "IO_FLAG_MMAP_IFC", None), faiss.IO_FLAG_MMAP):
-                if flag is None:
-                    continue
-                try:
-                    index = faiss.read_index(path, flag | faiss.IO_FLAG_READ_ONLY)
-                    self._mapped = True
-                    prefetch(path)
-                    return index
-                except RuntimeError:
-                    pass
+            index = read_mapped(self.index_path)
+            if index is not None:
+                self._mapped = True
+                return index
         self._mapped = False
         return faiss.read_index(path)
 
@@ -551,6 +541,23 @@ class VectorStore:
 # --- a process-wide cache for the service --------------------------------------------------------------------
 
 _Signature = tuple[tuple[int, int, int] | None, ...]
+
+
+def read_mapped(path: Path) -> faiss.Index | None:
+    """The index at ``path`` memory-mapped read-only, and read ahead into the page cache; None where FAISS
+    cannot map it. Mapped, server processes share one copy in the page cache. IO_FLAG_MMAP alone maps inverted
+    lists but copies an HNSW graph and its vectors (3.4 GB of private memory per process at a million
+    regions); IO_FLAG_MMAP_IFC (faiss >= 1.9) maps those too."""
+    for flag in (getattr(faiss, "IO_FLAG_MMAP_IFC", None), faiss.IO_FLAG_MMAP):
+        if flag is None:
+            continue
+        try:
+            index = faiss.read_index(str(path), flag | faiss.IO_FLAG_READ_ONLY)
+        except RuntimeError:
+            continue
+        prefetch(path)
+        return index
+    return None
 
 
 def _stat(path: Path) -> tuple[int, int, int] | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import sqlite3
@@ -53,18 +52,10 @@ class Store:
         self._memo: dict[str, tuple[tuple[int, int], Any]] = {}
 
     def _view(self, row: sqlite3.Row, keys: Sequence[str] | None = None,
-              label_map: dict[str, list[str]] | None = None, local: dict[str, bool] | None = None) -> RegionView:
-        """``keys``, ``label_map`` and ``local`` (a memo of ``is_local_book`` by manifest URL) come from
-        ``_views``, which converts a page of rows at a time."""
+              label_map: dict[str, list[str]] | None = None) -> RegionView:
+        """``keys`` and ``label_map`` come from ``_views``, which converts a page of rows at a time."""
         view = RegionView.from_row(row, keys=keys, manifest_label_map=label_map)
-        if self.urls is None:
-            return view
-        url = row["manifest_url"]
-        if local is None:
-            local = {}
-        if url not in local:
-            local[url] = is_local_book(url)
-        if not local[url]:
+        if self.urls is None or not is_local_book(row["manifest_url"]):
             return view
         changes: dict[str, Any] = {}
         if not is_http(view.canvas_uri):
@@ -136,8 +127,8 @@ class Store:
         if not rows:
             return []
         labels = self.label_maps({r["manifest_id"] for r in rows})
-        keys, local = tuple(rows[0].keys()), {}
-        return [self._view(r, keys, labels.get(r["manifest_id"]), local) for r in rows]
+        keys = tuple(rows[0].keys())
+        return [self._view(r, keys, labels.get(r["manifest_id"])) for r in rows]
 
     def manifest(self, ref: str) -> sqlite3.Row | None:
         row = self.catalogue.find_manifest(ref)
