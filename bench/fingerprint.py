@@ -133,8 +133,7 @@ def latency(images: list[Image.Image], local: list, size: int, emb: FingerprintE
             if start:
                 noisy = rec["descriptors"].astype(np.int16) + rng.integers(-6, 7, rec["descriptors"].shape)
                 rec["descriptors"] = np.clip(noisy, 0, 255).astype(np.uint8)
-            with open(store.path if store.path.exists() else _touch(store), "ab") as fh:
-                fh.write(rec.tobytes())
+            store.write_records_at(start, rec)
         t = time.perf_counter()
         faiss.omp_set_num_threads(2)
         built = update_keypoint_index(tmp, rows_limit=size)
@@ -161,12 +160,6 @@ def latency(images: list[Image.Image], local: list, size: int, emb: FingerprintE
     print(f"latency over {size} regions, {RERANK_CANDIDATES} global + {VOTED_CANDIDATES} voted candidates, one "
           "thread: " + ", ".join(f"{k} p50 {np.median(v) * 1e3:.0f} ms / p95 {np.percentile(v, 95) * 1e3:.0f} ms"
                                  for k, v in stages.items()))
-
-
-def _touch(store: lf.LocalFeatureStore) -> Path:
-    store.dir.mkdir(parents=True, exist_ok=True)
-    store.path.touch()
-    return store.path
 
 
 WINDOWS_PER_PAGE = 64   # consecutive windows cut from one page (decoded once), then the next page

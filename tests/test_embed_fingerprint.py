@@ -85,10 +85,7 @@ def test_local_features_verify_a_transformed_copy_and_reject_another_picture() -
     aug = Augmentation(8.0, 0.1, 0.05, 0.12, 0.0, 1.15, 0.85).apply(im)
     q = lf.extract(aug)
     assert 0 < q.count <= lf.KEYPOINTS and q.descriptors.dtype == np.uint8
-    recs = np.zeros(2, dtype=lf.record_dtype())
-    for i, f in enumerate((lf.extract(im), lf.extract(other))):
-        recs[i] = (f.count, f.points, f.descriptors)
-    same, diff = lf.inliers_against(q, recs)
+    same, diff = lf.inliers_against(q, lf.to_records([lf.extract(im), lf.extract(other)]))
     assert same >= 40 and diff < lf.MIN_INLIERS
     # verified candidates outrank a higher cosine; unverified keep cosine order
     assert lf.rerank_order(np.array([0, 40, 0]), np.array([0.9, 0.2, 0.5])).tolist() == [1, 0, 2]
@@ -214,3 +211,62 @@ def test_support_prefers_the_picture_to_a_window_around_it_or_a_detail_of_it() -
     assert support[0] > support[1] and support[0] > support[2]
     scores = lf.rerank_scores(inl, np.array([0.5, 0.9, 0.9]), support)
     assert scores.argmax() == 0 and scores.min() > 3.0  # verified, so above any unverified candidate
+
+
+def test_overlap_uses_the_pictures_extents_not_where_their_keypoints_lie() -> None:
+    """A window around a woodcut on blank paper: its strongest keypoints all lie on the woodcut, so by its
+    keypoint extent the window looks like the woodcut alone. Its image size (kept with the records) shows
+    the woodcut as a small part of it (among 100k page windows, top-1 0.81 → 0.90 with sizes)."""
+    im = dict(real_crops())["220169-1-1.jpg"]
+    query = lf.extract(Augmentation(4.0, 0.05, 0.08, 0.04, 0.06, 1.1, 0.9).apply(im))
+    around = Image.new("RGB", (im.width * 3, im.height * 2), "white")
+    around.paste(im, (im.width, im.height // 2))
+    recs = lf.to_records([lf.extract(im), lf.extract(around)])
+    assert query.size == (512, 194) and recs["size"].tolist() == [[512, 199], [512, 133]]
+    inl, support = lf.geometry_against(query, recs)
+    assert inl.min() >= lf.MIN_INLIERS
+    share = support / inl
+    assert share[0] > 0.6 and share[1] < 0.3
+    recs["size"] = 0  # records written before sizes were kept: keypoint extents, which cannot tell
+    inl, support = lf.geometry_against(query, recs)
+    assert (support / inl)[1] > 0.6
+
+
+def test_local_feature_store_keeps_sizes_beside_a_store_written_without_them(tmp_path) -> None:  # noqa: ANN001
+    """``features.bin`` keeps its layout; sizes go to ``sizes.bin``. A store written before sizes were kept
+    reads them as (0, 0) and new rows append with theirs."""
+    f = [lf.extract(real_crops()[i][1]) for i in range(3)]
+    store = lf.LocalFeatureStore(tmp_path)
+    store.write_at(0, f[:2])
+    assert store.path.stat().st_size == 2 * lf._file_dtype().itemsize
+    got = store.read([1, 0, 7])
+    assert [tuple(s) for s in got["size"]] == [f[1].size, f[0].size, (0, 0)]
+    assert lf.features_of(got[0]).size == f[1].size and min(f[1].size) > 0
+    store.sizes_path.unlink()            # as an older version left it
+    store.write_at(2, f[2:])
+    got = store.read([0, 2])
+    assert [tuple(s) for s in got["size"]] == [(0, 0), f[2].size]
+    assert int(got[1]["count"]) == f[2].count and np.array_equal(got[1]["descriptors"], f[2].descriptors)
+    store.write_at(1, f[:1])             # a crashed batch's rows are cut in both files
+    assert len(store) == 2 and store.sizes_path.stat().st_size == 2 * 4
+    assert tuple(store.read([1])[0]["size"]) == f[0].size
+
+
+def test_overlap_of_two_extents_is_the_shared_area_a_dense_grid_measures() -> None:
+    """The exact shares (the query's rectangle mapped and clipped to the candidate's) against sampling both
+    rectangles on a 200×200 grid, for random rotations, anisotropic scales and shifts, inside, across and
+    outside."""
+    rng = np.random.default_rng(1)
+    one = np.ones((1, 2), np.float32)
+    u = (np.arange(200) + 0.5) / 200
+    for _ in range(300):
+        angle, (sx, sy) = rng.uniform(-0.3, 0.3), rng.uniform(0.2, 3.0, 2)
+        a = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) @ np.diag([sx, sy])
+        model = np.hstack([a, rng.uniform(-300, 300, (2, 1))])
+        qs, cs = tuple(int(v) for v in rng.integers(20, 512, 2)), tuple(int(v) for v in rng.integers(20, 512, 2))
+        gq = np.stack(np.meshgrid(u * qs[0], u * qs[1]), -1).reshape(-1, 2) @ a.T + model[:, 2]
+        gc = (np.stack(np.meshgrid(u * cs[0], u * cs[1]), -1).reshape(-1, 2) - model[:, 2]) @ np.linalg.inv(a).T
+        sampled = np.mean(np.all((gq >= 0) & (gq <= cs), axis=1)) * np.mean(np.all((gc >= 0) & (gc <= qs), axis=1))
+        assert abs(lf.overlap(model, one, one, qs, cs) - sampled) < 0.005
+    assert lf.overlap(np.array([[1.0, 0, 0], [0, 1, 0]]), one, one, (100, 50), (100, 50)) == 1.0
+    assert lf.overlap(np.array([[1.0, 0, 500], [0, 1, 0]]), one, one, (100, 50), (100, 50)) == 0.0

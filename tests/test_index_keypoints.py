@@ -130,3 +130,25 @@ def test_rebuild_reads_chunks_and_builds_the_index_a_single_pass_builds(tmp_path
     for q in queries:
         a, b = chunked.votes(q, 8), one_shot.votes(q, 8)
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_an_original_among_many_copies_still_collects_votes(monkeypatch) -> None:  # noqa: ANN001
+    """Among many near-copies of one picture (a reprinted woodcut, regions that overlap), a query keypoint's
+    nearest stored descriptors are all copies; against the 10th of them the ratio test fails for the
+    original too (8 % of originals got no vote among 100k windows of their own pages). A large index looks
+    deeper, past the copies, and the original's keypoints vote again."""
+    records, queries = _data()
+    i = 2  # its original collects the most votes among the 16 (203)
+    rng = np.random.default_rng(0)
+    copies = np.repeat(records[i:i + 1], 40)
+    noisy = copies["descriptors"].astype(np.int16) + rng.integers(-4, 5, copies["descriptors"].shape)
+    copies["descriptors"] = np.clip(noisy, 0, 255).astype(np.uint8)
+    kp = KeypointIndex(None)
+    kp.add(0, np.concatenate([records, copies]), save=False)
+    monkeypatch.setattr(kpi, "DESCRIPTORS_PER_NEIGHBOUR", 10**9)  # 10 neighbours: what a small index looks up
+    shallow = dict(zip(*kp.votes(queries[i], 100), strict=True))
+    monkeypatch.setattr(kpi, "DESCRIPTORS_PER_NEIGHBOUR", 1)      # 256: what 20M descriptors look up
+    deep = dict(zip(*kp.votes(queries[i], 100), strict=True))
+    assert kpi.neighbours(10**9) == kpi.KNN_MAX and kpi.neighbours(50) == 50
+    assert deep[i] >= 4 * shallow.get(i, 0) and deep[i] >= 50
+    assert deep[i] >= 0.9 * max(deep.get(r, 0) for r in range(N, N + len(copies)))  # as many as its copies

@@ -48,8 +48,16 @@ from .vectors import _stat, read_mapped
 IVF_THRESHOLD = 100_000   # descriptors (~400 regions): exact search of 256 query keypoints stays < ~50 ms
 IVF_NPROBE = 16
 RETRAIN_GROWTH = 4        # an IVF index grown this many times past its training set gets new lists
-KNN = 10                  # stored neighbours looked up per query keypoint
-VOTE_RATIO = 0.8          # a neighbour votes when closer than this × the KNN-th neighbour's distance
+# Stored neighbours looked up per query keypoint: one per DESCRIPTORS_PER_NEIGHBOUR stored descriptors,
+# between KNN_MIN and KNN_MAX. The deepest of them is the ratio test's reference (the background of
+# look-alikes). A picture that recurs in many regions (reprints, regions that overlap) fills a short list
+# with its copies, so the test fails against the copies for the original too: with 10 neighbours, 8 % of
+# originals got no vote among 100k windows of their own pages (21M descriptors), with 256 none (search
+# time +10 %). In a small index the 256th neighbour is no look-alike any more and everything would vote.
+KNN_MIN, KNN_MAX = 10, 256
+DESCRIPTORS_PER_NEIGHBOUR = 80_000
+QUERY_CHUNK = 32          # queries searched at once by votes_many (a result holds knn neighbours per keypoint)
+VOTE_RATIO = 0.8          # a neighbour votes when closer than this × the deepest neighbour's distance
 ADD_CHUNK = 4096          # feature rows read per step while (re)building
 
 
@@ -77,6 +85,11 @@ def _descriptors(rows: np.ndarray, records: np.ndarray, keypoints: int) -> tuple
     ids = np.asarray(rows, dtype=np.int64)[:, None] * keypoints + np.arange(keypoints)
     desc = records["descriptors"].reshape(-1, DESC)[valid]
     return np.ascontiguousarray(unit_descriptors(desc)), ids.ravel()[valid]
+
+
+def neighbours(descriptors: int) -> int:
+    """How many stored neighbours each query keypoint looks up in an index of ``descriptors``."""
+    return min(descriptors, int(np.clip(descriptors // DESCRIPTORS_PER_NEIGHBOUR, KNN_MIN, KNN_MAX)))
 
 
 def _nlist(n: int) -> int:
@@ -226,7 +239,7 @@ class KeypointIndex:
     def votes(self, query: LocalFeatures, top: int, *, exclude: Iterable[int] = ()) -> tuple[np.ndarray, np.ndarray]:
         """The ``top`` rows with most votes, best first, and their votes (rows with none are left out).
 
-        Each query keypoint looks up its ``KNN`` nearest stored descriptors; a neighbour closer than
+        Each query keypoint looks up its ``neighbours`` nearest stored descriptors; a neighbour closer than
         ``VOTE_RATIO`` × the farthest of them (Lowe's ratio test against the whole collection: a distinctive
         match, not one of many look-alike letters) gives its row one vote, at most one per keypoint and row.
         ``exclude``: rows never returned (tombstones, the query region itself)."""
@@ -234,29 +247,35 @@ class KeypointIndex:
 
     def votes_many(self, queries: Sequence[LocalFeatures], top: int, *,
                    exclude: Iterable[int] = ()) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``votes`` of each query, their keypoints looked up in one FAISS search (an exact index runs them
-        as one matrix product: the exact-retrieval protocol's whole query set at once)."""
+        """``votes`` of each query, their keypoints looked up ``QUERY_CHUNK`` queries per FAISS search (an
+        exact index runs a chunk as one matrix product; the exact-retrieval protocol's query set in a few)."""
         empty = (np.zeros(0, np.int64), np.zeros(0, np.float64))
         if self.index is None or self.index.ntotal == 0 or top <= 0:
             return [empty for _ in queries]
         counts = [q.count for q in queries]
         if not sum(counts):
             return [empty for _ in queries]
-        x = np.ascontiguousarray(unit_descriptors(np.concatenate([q.descriptors[:q.count] for q in queries])))
-        knn = min(KNN, int(self.index.ntotal))
-        threads = faiss.omp_get_max_threads()
-        if len(queries) == 1:
-            faiss.omp_set_num_threads(1)  # one query: OpenMP fork/join costs more than it gives on a busy CPU
-        try:
-            with self._lock:
-                sims, ids = self.index.search(x, knn)
-        finally:
-            faiss.omp_set_num_threads(threads)
+        knn = neighbours(int(self.index.ntotal))
         excluded = np.fromiter((int(r) for r in exclude), np.int64)
-        out, start = [], 0
-        for n in counts:
-            out.append(self._tally(sims[start:start + n], ids[start:start + n], top, excluded) if n else empty)
-            start += n
+        out: list[tuple[np.ndarray, np.ndarray]] = []
+        for c in range(0, len(queries), QUERY_CHUNK):
+            chunk = queries[c:c + QUERY_CHUNK]
+            if not sum(counts[c:c + QUERY_CHUNK]):
+                out += [empty for _ in chunk]
+                continue
+            x = np.ascontiguousarray(unit_descriptors(np.concatenate([q.descriptors[:q.count] for q in chunk])))
+            threads = faiss.omp_get_max_threads()
+            if len(queries) == 1:
+                faiss.omp_set_num_threads(1)  # one query: OpenMP fork/join costs more than it gives on a busy CPU
+            try:
+                with self._lock:
+                    sims, ids = self.index.search(x, knn)
+            finally:
+                faiss.omp_set_num_threads(threads)
+            start = 0
+            for n in counts[c:c + QUERY_CHUNK]:
+                out.append(self._tally(sims[start:start + n], ids[start:start + n], top, excluded) if n else empty)
+                start += n
         return out
 
     def _tally(self, sims: np.ndarray, ids: np.ndarray, top: int,
