@@ -70,8 +70,18 @@ def _shrink(im: Image.Image, longest: int) -> Image.Image:
 @functools.cache
 def real_crops(min_side: int = 48, longest: int = 512) -> tuple[tuple[str, Image.Image], ...]:
     """(name, RGB crop) pairs, deterministic order, each at most ``longest`` px on its long side."""
+    return tuple((name, im) for name, im, _ in _crops_with_places(min_side, longest))
+
+
+def real_crop_places(min_side: int = 48, longest: int = 512) -> tuple[tuple[Path, tuple[int, int, int, int]], ...]:
+    """Where each of ``real_crops`` was cut: (image file, box in its pixels; a ready-made crop is its whole file)."""
+    return tuple(place for _, _, place in _crops_with_places(min_side, longest))
+
+
+@functools.cache
+def _crops_with_places(min_side: int, longest: int) -> tuple[tuple[str, Image.Image, tuple], ...]:
     data = require_data()
-    crops: list[tuple[str, Image.Image]] = []
+    crops: list[tuple[str, Image.Image, tuple]] = []
     pages: list[tuple[Path, list]] = []
     for xml in sorted((data / "dta-printedbooklayout").glob("*.xml")):
         pages.append((xml.with_suffix(".png"), _page_boxes(xml)))
@@ -92,9 +102,9 @@ def real_crops(min_side: int = 48, longest: int = 512) -> tuple[tuple[str, Image
                 x1, y1 = min(page.width, x1), min(page.height, y1)
                 if x1 - x0 < min_side or y1 - y0 < min_side:
                     continue
-                crops.append((name, _shrink(page.crop((x0, y0, x1, y1)), longest)))
+                crops.append((name, _shrink(page.crop((x0, y0, x1, y1)), longest), (image_path, (x0, y0, x1, y1))))
     for path in sorted((data / "bnf-lacroix-alto-crops" / "expected_crops").glob("*.jpg")) + sorted(
             (data / "bnf-gallicapix-genres").glob("*.jpg")) + sorted((data / "bnf-abbyy-alto-thumbs" / "D").glob("*.jpg")):
         with Image.open(path) as im:
-            crops.append((path.name, _shrink(im, longest)))
+            crops.append((path.name, _shrink(im, longest), (path, (0, 0, im.width, im.height))))
     return tuple(crops)
