@@ -167,8 +167,8 @@ def overlap(model: np.ndarray, query_points: np.ndarray, candidate_points: np.nd
             query_size: tuple[int, int] = (0, 0), candidate_size: tuple[int, int] = (0, 0)) -> float:
     """How much of each picture the other one shows, under ``model`` (query → candidate, 2×3 affine): the
     share of the query that lands inside the candidate times the share of the candidate whose preimage lies
-    inside the query. Shares of the pictures' areas (a grid over each image extent) where both sizes are
-    known, else shares of their keypoints within the keypoint extents.
+    inside the query. Shares of the pictures' areas where both image sizes are known, else shares of their
+    keypoints within the keypoint extents.
 
     Inliers alone cannot tell the picture from a larger window that contains it (the window's share of
     the query's keypoints is as high) or from a detail of it (zoomed to the same size, a detail offers as
