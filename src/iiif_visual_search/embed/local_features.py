@@ -145,18 +145,17 @@ def geometry(query: LocalFeatures, points: np.ndarray, descriptors: np.ndarray, 
 def _clipped_area(polygon: list[tuple[float, float]], width: float, height: float) -> float:
     """Area of a convex ``polygon`` inside the rectangle [0, width] × [0, height] (Sutherland–Hodgman)."""
     for axis, limit, below in ((0, 0.0, False), (0, width, True), (1, 0.0, False), (1, height, True)):
+        def inside(point: tuple[float, float], axis: int = axis, limit: float = limit, below: bool = below) -> bool:
+            return point[axis] <= limit if below else point[axis] >= limit
+
         kept: list[tuple[float, float]] = []
         for i, p in enumerate(polygon):
             q = polygon[(i + 1) % len(polygon)]
-            p_in, q_in = (p[axis] <= limit) == below, (q[axis] <= limit) == below
-            if p[axis] == limit:
-                p_in = True
-            if p_in:
+            if inside(p):
                 kept.append(p)
-            if p_in != q_in and q[axis] != p[axis]:
+            if inside(p) != inside(q):  # the edge crosses the limit (so p and q differ on this axis)
                 t = (limit - p[axis]) / (q[axis] - p[axis])
-                if 0.0 < t < 1.0:
-                    kept.append((p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])))
+                kept.append((p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])))
         polygon = kept
         if len(polygon) < 3:
             return 0.0

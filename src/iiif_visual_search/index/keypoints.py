@@ -252,30 +252,28 @@ class KeypointIndex:
         empty = (np.zeros(0, np.int64), np.zeros(0, np.float64))
         if self.index is None or self.index.ntotal == 0 or top <= 0:
             return [empty for _ in queries]
-        counts = [q.count for q in queries]
-        if not sum(counts):
-            return [empty for _ in queries]
         knn = neighbours(int(self.index.ntotal))
         excluded = np.fromiter((int(r) for r in exclude), np.int64)
         out: list[tuple[np.ndarray, np.ndarray]] = []
-        for c in range(0, len(queries), QUERY_CHUNK):
-            chunk = queries[c:c + QUERY_CHUNK]
-            if not sum(counts[c:c + QUERY_CHUNK]):
-                out += [empty for _ in chunk]
-                continue
-            x = np.ascontiguousarray(unit_descriptors(np.concatenate([q.descriptors[:q.count] for q in chunk])))
-            threads = faiss.omp_get_max_threads()
-            if len(queries) == 1:
-                faiss.omp_set_num_threads(1)  # one query: OpenMP fork/join costs more than it gives on a busy CPU
-            try:
+        threads = faiss.omp_get_max_threads()
+        if len(queries) == 1:
+            faiss.omp_set_num_threads(1)  # one query: OpenMP fork/join costs more than it gives on a busy CPU
+        try:
+            for c in range(0, len(queries), QUERY_CHUNK):
+                chunk = queries[c:c + QUERY_CHUNK]
+                if not any(q.count for q in chunk):
+                    out += [empty for _ in chunk]
+                    continue
+                x = np.ascontiguousarray(unit_descriptors(np.concatenate([q.descriptors[:q.count] for q in chunk])))
                 with self._lock:
                     sims, ids = self.index.search(x, knn)
-            finally:
-                faiss.omp_set_num_threads(threads)
-            start = 0
-            for n in counts[c:c + QUERY_CHUNK]:
-                out.append(self._tally(sims[start:start + n], ids[start:start + n], top, excluded) if n else empty)
-                start += n
+                start = 0
+                for q in chunk:
+                    n = q.count
+                    out.append(self._tally(sims[start:start + n], ids[start:start + n], top, excluded) if n else empty)
+                    start += n
+        finally:
+            faiss.omp_set_num_threads(threads)
         return out
 
     def _tally(self, sims: np.ndarray, ids: np.ndarray, top: int,
