@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -60,6 +61,10 @@ def xywh(x: int, y: int, w: int, h: int) -> str:
     return f"xywh={int(x)},{int(y)},{int(w)},{int(h)}"
 
 
+# A page of 200 annotations names the same few manifests 200 times each: their escaped ids are kept.
+_quote = lru_cache(maxsize=4096)(quote)
+
+
 @dataclass(frozen=True)
 class Urls:
     """Every public URL the service mints, from one base URL, so ids and routes never drift apart."""
@@ -74,18 +79,18 @@ class Urls:
         return f"{url}?{urlencode(clean, doseq=True)}" if clean else url
 
     def manifest(self, mid: str) -> str:
-        return f"{self.base}/iiif/{quote(mid)}/manifest"
+        return f"{self.base}/iiif/{_quote(mid)}/manifest"
 
     def regions(self, mid: str, position: int, version: int | None = None, all_regions: bool = False) -> str:
         """``all_regions``: the page that also lists separators and other noise (``?all=true``)."""
-        url = f"{self.base}/iiif/{quote(mid)}/canvas/{position}/regions"
+        url = f"{self.base}/iiif/{_quote(mid)}/canvas/{position}/regions"
         return self._q(url, {"version": version, "all": "true" if all_regions else None})
 
     def annotation(self, mid: str, rid: str) -> str:
-        return f"{self.base}/iiif/{quote(mid)}/annotation/{quote(rid)}"
+        return f"{self.base}/iiif/{_quote(mid)}/annotation/{quote(rid)}"
 
     def text_annotation(self, mid: str, rid: str) -> str:
-        return f"{self.base}/iiif/{quote(mid)}/annotation/{quote(rid)}/text"
+        return f"{self.base}/iiif/{_quote(mid)}/annotation/{quote(rid)}/text"
 
     def search(self, version: int, mid: str | None = None, params: Mapping[str, Any] | None = None) -> str:
         url = f"{self.base}/search/{version}" + (f"/{quote(mid)}" if mid else "")
@@ -174,7 +179,7 @@ class RegionView:
             w=int(values["w"]), h=int(values["h"]), block_type=get("block_type") or "",
             caption=get("caption") or "", context_before=get("context_before") or "",
             context_after=get("context_after") or "",
-            flags=tuple(f for f in flags.split(",") if f) if isinstance(flags, str) else tuple(flags),
+            flags=tuple(filter(None, flags.split(","))) if isinstance(flags, str) else tuple(flags),
             label=get("label") or "", label_source=get("label_source") or "", probability=get("probability"),
             image_service=get("image_service") or "", image_service_version=get("image_service_version"),
             image_width=get("image_width"), image_height=get("image_height"),

@@ -6,13 +6,16 @@ Only a manifest that was itself read from a local file may have its local images
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from ..loader import is_remote, local_path, resolve
 
 
+@lru_cache(maxsize=4096)
 def is_local_book(manifest_url: str) -> bool:
-    """Whether a manifest was read from a local file (its images and canvas ids may then be local too)."""
+    """Whether a manifest was read from a local file (its images and canvas ids may then be local too).
+    Cached: every region a page lists asks it of its manifest's URL, and a page holds a few manifests."""
     return bool(manifest_url) and not is_remote(manifest_url)
 
 
