@@ -169,6 +169,12 @@ def serve_collection(col_factory) -> tuple[ThreadingHTTPServer, Collection]:  # 
     col = col_factory(f"http://127.0.0.1:{server.server_port}")
 
     class Handler(BaseHTTPRequestHandler):
+        # Keep-alive with Nagle off, as IIIF servers behind nginx or a CDN answer: HTTP/1.0 closed every
+        # connection after one document, and keep-alive with Nagle on stalled each reply 40 ms on delayed ACKs
+        # (a fetch of the ALTO alone: 401 documents/s closing, 167 stalled, 442 as now).
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
         def log_message(self, *args: object) -> None:
             pass
 
