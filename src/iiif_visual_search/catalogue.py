@@ -194,6 +194,28 @@ class RegionRow:
                 self.context_before, self.context_after, self.caption, ",".join(self.flags))
 
 
+_REGION_UPSERT = """INSERT INTO region(id, canvas_id, manifest_id, x, y, w, h, source_block_id, block_type,
+    context_before, context_after, caption, flags, created_at, updated_at, deleted) VALUES {rows}
+    ON CONFLICT(id) DO UPDATE SET x=excluded.x, y=excluded.y, w=excluded.w, h=excluded.h,
+        source_block_id=excluded.source_block_id, block_type=excluded.block_type,
+        context_before=excluded.context_before, context_after=excluded.context_after,
+        caption=excluded.caption, flags=excluded.flags, updated_at=excluded.updated_at, deleted=0"""
+
+# Rows a multi-row INSERT carries: SQLite binds at most 32,766 values (3.32 and later).
+_ROWS_PER_INSERT = 1000
+
+
+def _insert_rows(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert rows with one statement per thousand rather than one each. The sqlite3 module lets go of
+    Python's lock around every statement, and during ingest the document threads take it each time: a page's
+    regions and their change rows written one by one cost 21 statements and most of its catalogue time
+    (bench/README, "Ingest"). ``sql`` holds ``{rows}`` where the VALUES tuples go."""
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start:start + _ROWS_PER_INSERT]
+        one = "(" + ",".join("?" * len(chunk[0])) + ")"
+        conn.execute(sql.format(rows=",".join([one] * len(chunk))), [v for row in chunk for v in row])
+
+
 class Catalogue:
     """A connection to the catalogue file. Safe to share between threads: writes are serialised."""
 
@@ -451,10 +473,14 @@ class Catalogue:
 
     # --- regions -------------------------------------------------------------------------------
 
-    def replace_canvas_regions(self, canvas_id: str, regions: list[RegionRow], layout_hash: str) -> dict[str, int]:
-        """Make the canvas hold exactly these regions; logs creates, updates and deletes. One transaction."""
+    def replace_canvas_regions(self, canvas_id: str, regions: list[RegionRow], layout_hash: str, *,
+                               read_from: str = "") -> dict[str, int]:
+        """Make the canvas hold exactly these regions; logs creates, updates and deletes. One transaction,
+        which also clears the quarantine entry of the layout file ``read_from``, read fine now."""
         counts = {"created": 0, "updated": 0, "deleted": 0, "unchanged": 0}
         now = time.time()
+        written: list[tuple[Any, ...]] = []
+        changes: list[tuple[Any, ...]] = []
         with self.transaction() as conn:
             existing = {
                 r["id"]: r for r in conn.execute("SELECT * FROM region WHERE canvas_id=?", (canvas_id,)).fetchall()
@@ -470,27 +496,21 @@ class Catalogue:
                 ) == values:
                     counts["unchanged"] += 1
                     continue
-                conn.execute(
-                    """INSERT INTO region(id, canvas_id, manifest_id, x, y, w, h, source_block_id, block_type,
-                           context_before, context_after, caption, flags, created_at, updated_at, deleted)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
-                       ON CONFLICT(id) DO UPDATE SET x=excluded.x, y=excluded.y, w=excluded.w, h=excluded.h,
-                           source_block_id=excluded.source_block_id, block_type=excluded.block_type,
-                           context_before=excluded.context_before, context_after=excluded.context_after,
-                           caption=excluded.caption, flags=excluded.flags, updated_at=excluded.updated_at,
-                           deleted=0""",
-                    (region.id, canvas_id, region.manifest_id, *values, now, now),
-                )
+                written.append((region.id, canvas_id, region.manifest_id, *values, now, now, 0))
                 kind = "create" if old is None or old["deleted"] else "update"
                 counts["created" if kind == "create" else "updated"] += 1
-                self._log_change(conn, kind, "region", region.id)
+                changes.append((kind, "region", region.id, now))
             for rid, old in existing.items():
                 if not old["deleted"]:
                     conn.execute("UPDATE region SET deleted=1, updated_at=? WHERE id=?", (now, rid))
-                    self._log_change(conn, "delete", "region", rid)
+                    changes.append(("delete", "region", rid, now))
                     counts["deleted"] += 1
+            _insert_rows(conn, _REGION_UPSERT, written)
+            _insert_rows(conn, "INSERT INTO change(kind, object_type, object_id, at) VALUES {rows}", changes)
             conn.execute(
                 "UPDATE canvas SET layout_hash=?, layout_status='ok' WHERE id=?", (layout_hash, canvas_id))
+            if read_from:
+                conn.execute("DELETE FROM quarantine WHERE kind='layout' AND ref=?", (read_from,))
         return counts
 
     def set_layout_status(self, canvas_id: str, status: str, layout_hash: str = "") -> None:

@@ -281,8 +281,7 @@ class Ingester:
             self._fail("layout", ref, str(exc), mid)
             self.catalogue.set_layout_status(row["id"], "quarantined")
             return
-        counts = self.catalogue.replace_canvas_regions(row["id"], regions, layout_hash)
-        self.catalogue.clear_quarantine("layout", ref)
+        counts = self.catalogue.replace_canvas_regions(row["id"], regions, layout_hash, read_from=ref)
         self.report.layouts_read += 1
         self.report.regions_created += counts["created"]
         self.report.regions_updated += counts["updated"]
