@@ -1,6 +1,7 @@
 """The ingest job: sources → manifests → canvases → layout files → regions in the catalogue.
 
-Documents are fetched concurrently; parsing runs in worker threads so the event loop keeps fetching.
+Documents are fetched concurrently; layout files are read beside the event loop (``layout_rows``: on a thread,
+and on a longer run in a worker process) so that it keeps fetching.
 Each manifest, and each canvas's regions, is written in its own transaction: a run killed at any point
 leaves a consistent catalogue, and the next run picks up the canvases whose layout was not yet read.
 """
@@ -17,13 +18,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .catalogue import Catalogue, RegionRow, canvas_id_for, manifest_id_for, region_id_for
+from .catalogue import Catalogue, canvas_id_for, manifest_id_for
 from .config import Settings
 from .files import is_disk_full
-from .geometry import GeometryError, flags_for, page_scale, to_canvas
+from .geometry import GeometryError
+from .layout_rows import CanvasPlace, LayoutReader
 from .loader import DocumentLoader, LoadError, LocalAccess, is_remote, local_path, resolve
 from .records import CollectionRecord, LayoutError, ManifestError, ManifestRecord
-from .sources.layout import read_layout
 from .sources.manifest import parse_bytes
 
 
@@ -100,7 +101,8 @@ class Ingester:
     def __init__(self, catalogue: Catalogue, settings: Settings, loader: DocumentLoader, *,
                  layout_map: dict[str, LayoutOverride] | None = None, dpi: float | None = None,
                  new_only: bool = False, progress: Callable[[str], None] | None = None,
-                 bar: Any = None, local_access: LocalAccess | None = None) -> None:
+                 bar: Any = None, local_access: LocalAccess | None = None,
+                 layout_reader: LayoutReader | None = None) -> None:
         self.bar = bar  # a tqdm bar counting canvases with a layout; its total grows as manifests arrive
         self.catalogue = catalogue
         self.settings = settings
@@ -115,6 +117,8 @@ class Ingester:
         self._progress = progress or (lambda _msg: None)
         self._seen_docs: set[str] = set()
         self._layout_semaphore = asyncio.Semaphore(max(1, settings.concurrency))
+        # Without one from the caller (who then closes it), layout files are read on a thread.
+        self.layout_reader = layout_reader or LayoutReader(workers=0)
 
     def _fail(self, kind: str, ref: str, reason: str, manifest_id: str = "") -> None:
         reason = reason if len(reason) <= _MAX_REASON else reason[:_MAX_REASON] + "…"
@@ -276,7 +280,7 @@ class Ingester:
             self.report.layouts_unchanged += 1
             return
         try:
-            regions = await asyncio.to_thread(self._regions_from_layout, mid, row, data, ref)
+            regions = await self.layout_reader.read(data, ref, self._place(mid, row), self.settings.max_document_bytes)
         except (LayoutError, GeometryError) as exc:
             self._fail("layout", ref, str(exc), mid)
             self.catalogue.set_layout_status(row["id"], "quarantined")
@@ -287,31 +291,12 @@ class Ingester:
         self.report.regions_updated += counts["updated"]
         self.report.regions_deleted += counts["deleted"]
 
-    def _regions_from_layout(self, mid: str, row: Any, data: bytes, ref: str) -> list[RegionRow]:
-        if len(data) > self.settings.max_document_bytes:
-            raise LayoutError(f"{len(data)} bytes, over the limit of {self.settings.max_document_bytes}")
-        page = read_layout(data, source=ref)
-        width, height = int(row["width"]), int(row["height"])
-        if width <= 0 or height <= 0:
-            raise LayoutError("the canvas has no size, so layout coordinates cannot be placed on it")
+    def _place(self, mid: str, row: Any) -> CanvasPlace:
         dpi = self.dpi
         if dpi is None and row["physical_scale"]:
             dpi = 1.0 / float(row["physical_scale"])
-        sx, sy = page_scale(page, width, height, dpi)
-        regions: dict[str, RegionRow] = {}
-        for index, region in enumerate(page.regions):
-            box = to_canvas(region, sx, sy, width, height)
-            if box is None:
-                continue
-            block = region.block_id or f"#{index}"
-            rid = region_id_for(mid, row["uri"], block, box.x, box.y, box.w, box.h)
-            regions[rid] = RegionRow(
-                id=rid, canvas_id=row["id"], manifest_id=mid, x=box.x, y=box.y, w=box.w, h=box.h,
-                source_block_id=block, block_type=region.block_type,
-                context_before=region.context_before, context_after=region.context_after,
-                caption=region.caption, flags=flags_for(box, width, height),
-            )
-        return list(regions.values())
+        return CanvasPlace(manifest_id=mid, canvas_id=row["id"], canvas_uri=row["uri"], width=int(row["width"]),
+                           height=int(row["height"]), dpi=dpi)
 
 
 def _spellings(ref: str) -> set[str]:
@@ -331,9 +316,14 @@ async def ingest(sources: list[str], catalogue: Catalogue, settings: Settings, *
     one of the ``allow_local`` folders."""
     async with DocumentLoader(user_agent=settings.user_agent, max_bytes=settings.max_document_bytes,
                               timeout_s=settings.timeout_s, concurrency=settings.concurrency) as loader:
-        ingester = Ingester(catalogue, settings, loader, layout_map=layout_map, dpi=dpi, new_only=new_only,
-                            progress=progress, bar=bar, local_access=LocalAccess(allow_local))
-        return await ingester.run(sources)
+        reader = LayoutReader()
+        try:
+            ingester = Ingester(catalogue, settings, loader, layout_map=layout_map, dpi=dpi, new_only=new_only,
+                                progress=progress, bar=bar, local_access=LocalAccess(allow_local),
+                                layout_reader=reader)
+            return await ingester.run(sources)
+        finally:
+            reader.close()
 
 
 __all__ = ["IngestReport", "LayoutOverride", "ingest", "read_layout_map", "manifest_id_for"]

@@ -21,6 +21,7 @@ from typing import Any
 from ..catalogue import Catalogue
 from ..config import Settings
 from ..ingest import Ingester, IngestReport
+from ..layout_rows import LayoutReader
 from ..loader import DocumentLoader
 from .state import Applied, StreamState
 from .walk import INCLUDE, NOTHING, REMOVE, Change, StreamWalker, Walk
@@ -94,11 +95,16 @@ class Syncer:
             # A few workers share one iterator: a first run can have a hundred thousand objects to ingest.
             todo = iter([p for p in winners if p.change.action == INCLUDE])
 
+            reader = LayoutReader()  # one for the whole run: a worker process once it has read enough layouts
+
             async def worker() -> None:
                 for planned in todo:
-                    self._record(planned, await self._include(loader, planned), seen_by, applied)
+                    self._record(planned, await self._include(loader, reader, planned), seen_by, applied)
 
-            await asyncio.gather(*(worker() for _ in range(self.settings.concurrency)))
+            try:
+                await asyncio.gather(*(worker() for _ in range(self.settings.concurrency)))
+            finally:
+                reader.close()
         for walk in self.report.walks:
             previous = self.state.high_water(walk.url)
             high_water = previous
@@ -185,12 +191,12 @@ class Syncer:
             elif (manifest := self.catalogue.find_manifest(member)) is not None:
                 self._delete_manifest(manifest, why)
 
-    async def _include(self, loader: DocumentLoader, planned: _Planned) -> tuple[str, str]:
+    async def _include(self, loader: DocumentLoader, reader: LayoutReader, planned: _Planned) -> tuple[str, str]:
         """Ingest one object as ``ivs ingest`` would. A retry skips the layouts already read: the earlier run
         got them, and only what failed needs asking for again."""
         self.report.included += 1
         self.report.retried += planned.retry
-        ingester = Ingester(self.catalogue, self.settings, loader, new_only=planned.retry)
+        ingester = Ingester(self.catalogue, self.settings, loader, new_only=planned.retry, layout_reader=reader)
         part = await ingester.run([planned.change.url])
         _merge_ingest(self.report.ingest, part)
         if part.failures:
