@@ -4,6 +4,7 @@
     nice -n 19 .venv/bin/python bench/scale.py --sizes 2000 10000     # small
     nice -n 19 .venv/bin/python bench/scale.py --sizes 1000000 --out bench/scale-out   # adds a row
     .venv/bin/python bench/scale.py --serve-only --out bench/scale-out   # read paths again, on --keep'd data
+    .venv/bin/python bench/scale.py --ingest-only --sizes 30000 120000 --rounds 3   # ingest pages/s only
 
 Each size gets a fresh data directory. The collection (synthetic; fixed seed):
 - books of ``--pages-per-book`` pages, ``--regions-per-page`` pictures a page, as IIIF Presentation 3
@@ -391,6 +392,10 @@ def measure(n_regions: int, args: argparse.Namespace) -> dict:
         server.shutdown()
     out["ingest_s"], out["pages"] = seconds, col.pages
     out["ingest_pages_per_s"] = col.pages / seconds
+    if args.ingest_only:
+        print(f"[{n_regions}] ingest {seconds:.1f} s ({out['ingest_pages_per_s']:.0f} pages/s)", flush=True)
+        shutil.rmtree(work, ignore_errors=True)
+        return out
     cat = Catalogue(data_dir / "catalogue.sqlite")
     out["regions_ingested"] = cat.query("SELECT count(*) AS n FROM region")[0]["n"]
     t0 = time.perf_counter()
@@ -550,6 +555,9 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None, help="where the data directories go")
     ap.add_argument("--keep", action="store_true", help="keep each size's data directory")
     ap.add_argument("--report", action="store_true", help="only print the table and plot of OUT")
+    ap.add_argument("--ingest-only", action="store_true",
+                    help="only time ivs ingest at each size (printed; nothing written to OUT)")
+    ap.add_argument("--rounds", type=int, default=1, help="with --ingest-only: ingest each size this many times")
     ap.add_argument("--serve-only", action="store_true",
                     help="time the read paths and ivs status again on the data dirs a --keep run left (after a "
                          "change to the service), keeping that run's ingest and build figures")
@@ -559,9 +567,14 @@ def main() -> None:
         print(f"bench/scale.py {time.strftime('%Y-%m-%d %H:%M')} {platform.node()} {os.cpu_count()} CPUs, "
               f"load {os.getloadavg()[0]:.1f}; sizes {args.sizes}; results in {args.out}", flush=True)
         for n in args.sizes:
+            if args.ingest_only:
+                for _ in range(args.rounds):
+                    measure(n, args)
+                continue
             result = remeasure(n, args) if args.serve_only else measure(n, args)
             (args.out / f"scale-{n}.json").write_text(json.dumps(result, indent=1))
-    report(args.out, args.clients)
+    if not args.ingest_only:
+        report(args.out, args.clients)
 
 
 if __name__ == "__main__":
