@@ -558,3 +558,37 @@ def test_quarantine_entries_go_once_the_document_ingests(tmp_path: Path) -> None
     assert report.layouts_read == 1 and not report.failures
     with Catalogue(data / "catalogue.sqlite") as catalogue:
         assert catalogue.quarantined() == []
+
+
+def test_a_canvas_whose_regions_cannot_be_written_is_quarantined_and_the_rest_of_its_batch_is_written(
+        sample: Path, tmp_path: Path) -> None:
+    """Regions are written a few dozen canvases at a time; one that the catalogue refuses (here a region of a
+    canvas it does not know: the foreign key fails) must not take the others of its transaction with it."""
+    from iiif_visual_search.catalogue import CanvasRegions, RegionRow
+    from iiif_visual_search.ingest import Ingester
+
+    data_dir = tmp_path / "data"
+    run_ingest(data_dir, str(sample))
+    settings = load_settings(data_dir=data_dir)
+    catalogue = Catalogue(settings.catalogue_path)
+    try:
+        canvas = catalogue.query_one("SELECT id, manifest_id FROM canvas ORDER BY position LIMIT 1")
+        good = CanvasRegions(canvas["id"], [RegionRow("rgood", canvas["id"], canvas["manifest_id"], 1, 2, 30, 40)],
+                             "newhash", read_from="https://example.org/good.xml")
+        bad = CanvasRegions("no-such-canvas", [RegionRow("rbad", "no-such-canvas", canvas["manifest_id"], 1, 2, 3, 4)],
+                            "h", read_from="https://example.org/bad.xml")
+        with pytest.raises(sqlite3.IntegrityError):
+            catalogue.replace_regions([good, bad])
+        assert catalogue.query_one("SELECT COUNT(*) AS n FROM region WHERE id='rgood'")["n"] == 0  # atomic
+
+        ingester = Ingester(catalogue, settings, loader=None)  # type: ignore[arg-type] - nothing is loaded
+        ingester._unwritten = [(good, canvas["manifest_id"]), (bad, canvas["manifest_id"])]
+        ingester._write_regions()
+        live = {r["id"] for r in catalogue.query("SELECT id FROM region WHERE canvas_id=? AND deleted=0",
+                                                 (canvas["id"],))}
+        assert live == {"rgood"}  # the canvas now holds exactly the regions written for it
+        assert ingester.report.layouts_read == 1
+        assert [(k, ref) for k, ref, _ in ingester.report.failures] == [("layout", "https://example.org/bad.xml")]
+        assert "FOREIGN KEY" in catalogue.query_one("SELECT reason FROM quarantine WHERE ref LIKE '%bad.xml'")["reason"]
+    finally:
+        catalogue.close()

@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,6 +192,16 @@ class RegionRow:
     def content_key(self) -> tuple[Any, ...]:
         return (self.x, self.y, self.w, self.h, self.source_block_id, self.block_type,
                 self.context_before, self.context_after, self.caption, ",".join(self.flags))
+
+
+@dataclass
+class CanvasRegions:
+    """What a canvas's layout file gave: its regions, the file's hash and where it was read from."""
+
+    canvas_id: str
+    regions: list[RegionRow]
+    layout_hash: str
+    read_from: str = ""
 
 
 _REGION_UPSERT = """INSERT INTO region(id, canvas_id, manifest_id, x, y, w, h, source_block_id, block_type,
@@ -477,40 +487,57 @@ class Catalogue:
                                read_from: str = "") -> dict[str, int]:
         """Make the canvas hold exactly these regions; logs creates, updates and deletes. One transaction,
         which also clears the quarantine entry of the layout file ``read_from``, read fine now."""
-        counts = {"created": 0, "updated": 0, "deleted": 0, "unchanged": 0}
+        return self.replace_regions([CanvasRegions(canvas_id, regions, layout_hash, read_from)])[0]
+
+    def replace_regions(self, canvases: Sequence[CanvasRegions]) -> list[dict[str, int]]:
+        """``replace_canvas_regions`` for several canvases in one transaction (their counts, in order).
+
+        Ingest writes a few dozen canvases at a time: a commit writes each page it changed to the WAL, and
+        one commit a canvas was a quarter of ingest's time at a million regions (bench/README, "Ingest")."""
         now = time.time()
         written: list[tuple[Any, ...]] = []
         changes: list[tuple[Any, ...]] = []
+        all_counts = []
         with self.transaction() as conn:
-            existing = {
-                r["id"]: r for r in conn.execute("SELECT * FROM region WHERE canvas_id=?", (canvas_id,)).fetchall()
-            }
-            for region in regions:
-                old = existing.pop(region.id, None)
-                flags = ",".join(sorted(region.flags))
-                values = (region.x, region.y, region.w, region.h, region.source_block_id, region.block_type,
-                          region.context_before, region.context_after, region.caption, flags)
-                if old is not None and not old["deleted"] and tuple(
-                    old[k] for k in ("x", "y", "w", "h", "source_block_id", "block_type", "context_before",
-                                     "context_after", "caption", "flags")
-                ) == values:
-                    counts["unchanged"] += 1
-                    continue
-                written.append((region.id, canvas_id, region.manifest_id, *values, now, now, 0))
-                kind = "create" if old is None or old["deleted"] else "update"
-                counts["created" if kind == "create" else "updated"] += 1
-                changes.append((kind, "region", region.id, now))
-            for rid, old in existing.items():
-                if not old["deleted"]:
-                    conn.execute("UPDATE region SET deleted=1, updated_at=? WHERE id=?", (now, rid))
-                    changes.append(("delete", "region", rid, now))
-                    counts["deleted"] += 1
+            for canvas in canvases:
+                all_counts.append(self._replace_in(conn, canvas, now, written, changes))
             _insert_rows(conn, _REGION_UPSERT, written)
             _insert_rows(conn, "INSERT INTO change(kind, object_type, object_id, at) VALUES {rows}", changes)
-            conn.execute(
-                "UPDATE canvas SET layout_hash=?, layout_status='ok' WHERE id=?", (layout_hash, canvas_id))
-            if read_from:
-                conn.execute("DELETE FROM quarantine WHERE kind='layout' AND ref=?", (read_from,))
+        return all_counts
+
+    @staticmethod
+    def _replace_in(conn: sqlite3.Connection, canvas: CanvasRegions, now: float, written: list[tuple[Any, ...]],
+                    changes: list[tuple[Any, ...]]) -> dict[str, int]:
+        """One canvas's part of ``replace_regions``: deletes and the canvas row now, its region rows and change
+        rows added to ``written`` and ``changes`` for the caller's multi-row inserts."""
+        counts = {"created": 0, "updated": 0, "deleted": 0, "unchanged": 0}
+        existing = {
+            r["id"]: r for r in conn.execute("SELECT * FROM region WHERE canvas_id=?", (canvas.canvas_id,)).fetchall()
+        }
+        for region in canvas.regions:
+            old = existing.pop(region.id, None)
+            flags = ",".join(sorted(region.flags))
+            values = (region.x, region.y, region.w, region.h, region.source_block_id, region.block_type,
+                      region.context_before, region.context_after, region.caption, flags)
+            if old is not None and not old["deleted"] and tuple(
+                old[k] for k in ("x", "y", "w", "h", "source_block_id", "block_type", "context_before",
+                                 "context_after", "caption", "flags")
+            ) == values:
+                counts["unchanged"] += 1
+                continue
+            written.append((region.id, canvas.canvas_id, region.manifest_id, *values, now, now, 0))
+            kind = "create" if old is None or old["deleted"] else "update"
+            counts["created" if kind == "create" else "updated"] += 1
+            changes.append((kind, "region", region.id, now))
+        for rid, old in existing.items():
+            if not old["deleted"]:
+                conn.execute("UPDATE region SET deleted=1, updated_at=? WHERE id=?", (now, rid))
+                changes.append(("delete", "region", rid, now))
+                counts["deleted"] += 1
+        conn.execute("UPDATE canvas SET layout_hash=?, layout_status='ok' WHERE id=?",
+                     (canvas.layout_hash, canvas.canvas_id))
+        if canvas.read_from:
+            conn.execute("DELETE FROM quarantine WHERE kind='layout' AND ref=?", (canvas.read_from,))
         return counts
 
     def set_layout_status(self, canvas_id: str, status: str, layout_hash: str = "") -> None:

@@ -2,8 +2,9 @@
 
 Documents are fetched concurrently; layout files are read beside the event loop (``layout_rows``: on a thread,
 and on a longer run in a worker process) so that it keeps fetching.
-Each manifest, and each canvas's regions, is written in its own transaction: a run killed at any point
-leaves a consistent catalogue, and the next run picks up the canvases whose layout was not yet read.
+Each manifest is written in its own transaction, and the regions of a few dozen canvases at a time in one
+(``WRITE_BATCH``; at the latest when their manifest is done): a run killed at any point leaves a consistent
+catalogue, and the next run picks up the canvases whose regions were not yet written.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .catalogue import Catalogue, canvas_id_for, manifest_id_for
+from .catalogue import Catalogue, CanvasRegions, canvas_id_for, manifest_id_for
 from .config import Settings
 from .files import is_disk_full
 from .geometry import GeometryError
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 # Failures that belong to one document and say why in their own words; anything else is reported with its type.
 _DOCUMENT_ERRORS = (LoadError, ManifestError, LayoutError, GeometryError)
 _MAX_REASON = 500
+# Canvases whose regions are written in one transaction (Catalogue.replace_regions).
+WRITE_BATCH = 32
 
 
 def _reason(exc: Exception) -> str:
@@ -119,6 +122,7 @@ class Ingester:
         self._layout_semaphore = asyncio.Semaphore(max(1, settings.concurrency))
         # Without one from the caller (who then closes it), layout files are read on a thread.
         self.layout_reader = layout_reader or LayoutReader(workers=0)
+        self._unwritten: list[tuple[CanvasRegions, str]] = []  # (a canvas's regions, its manifest id)
 
     def _fail(self, kind: str, ref: str, reason: str, manifest_id: str = "") -> None:
         reason = reason if len(reason) <= _MAX_REASON else reason[:_MAX_REASON] + "…"
@@ -128,6 +132,7 @@ class Ingester:
 
     async def run(self, sources: list[str]) -> IngestReport:
         await asyncio.gather(*(self._source(self._normalise(s)) for s in sources))
+        self._write_regions()
         return self.report
 
     @staticmethod
@@ -214,6 +219,7 @@ class Ingester:
             self.bar.refresh()
         failed_before = len(self.report.failures)
         await asyncio.gather(*(self._canvas_counted(mid, record, row) for row in canvases))
+        self._write_regions()  # before the quarantine below is cleared: its canvases are done
         # Layout files of this manifest that failed before and were not failing now: read fine, or no longer
         # linked (the manifest or the layout map changed). Their quarantine entries are history.
         still = [ref for kind, ref, _ in self.report.failures[failed_before:] if kind == "layout"]
@@ -285,11 +291,35 @@ class Ingester:
             self._fail("layout", ref, str(exc), mid)
             self.catalogue.set_layout_status(row["id"], "quarantined")
             return
-        counts = self.catalogue.replace_canvas_regions(row["id"], regions, layout_hash, read_from=ref)
-        self.report.layouts_read += 1
-        self.report.regions_created += counts["created"]
-        self.report.regions_updated += counts["updated"]
-        self.report.regions_deleted += counts["deleted"]
+        self._unwritten.append((CanvasRegions(row["id"], regions, layout_hash, read_from=ref), mid))
+        if len(self._unwritten) >= WRITE_BATCH:
+            self._write_regions()
+
+    def _write_regions(self) -> None:
+        """Write the canvases read since the last time, in one transaction. If that fails, each is written on
+        its own, so that only a canvas at fault is quarantined; a full disk stops the run."""
+        batch, self._unwritten = self._unwritten, []
+        if not batch:
+            return
+        try:
+            results = list(zip(batch, self.catalogue.replace_regions([c for c, _ in batch]), strict=True))
+        except Exception as exc:
+            if is_disk_full(exc):
+                raise
+            results = []
+            for canvas, mid in batch:
+                try:
+                    results.append(((canvas, mid), self.catalogue.replace_regions([canvas])[0]))
+                except Exception as one:
+                    if is_disk_full(one):
+                        raise
+                    self._fail("layout", canvas.read_from, _reason(one), mid)
+                    self.catalogue.set_layout_status(canvas.canvas_id, "quarantined")
+        for _, counts in results:
+            self.report.layouts_read += 1
+            self.report.regions_created += counts["created"]
+            self.report.regions_updated += counts["updated"]
+            self.report.regions_deleted += counts["deleted"]
 
     def _place(self, mid: str, row: Any) -> CanvasPlace:
         dpi = self.dpi

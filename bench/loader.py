@@ -1,0 +1,90 @@
+"""Document fetching for ingest: ``DocumentLoader`` (httpx's blocking client on threads) against httpx's async
+client doing the same streamed, size-capped GETs, on bench/scale.py's loopback server, in one process.
+
+    .venv/bin/python bench/loader.py [--documents 2000] [--rounds 3]
+
+Each round fetches the same ALTO pages with both, alternating which goes first. Prints documents/s and CPU
+milliseconds a document (this process: the loopback server's thread included, the same for both), and the
+ratio loader/async of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import statistics
+import time
+from pathlib import Path
+
+import httpx
+
+from iiif_visual_search.loader import DocumentLoader
+
+MAX_BYTES = 50_000_000
+
+
+def _scale():  # noqa: ANN202 - the sibling bench script, for its collection and server
+    spec = importlib.util.spec_from_file_location("bench_scale", Path(__file__).with_name("scale.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def with_loader(urls: list[str], concurrency: int) -> None:
+    async with DocumentLoader(user_agent="bench", max_bytes=MAX_BYTES, concurrency=concurrency) as loader:
+        await asyncio.gather(*(loader.load(u) for u in urls))
+
+
+async def with_async_client(urls: list[str], concurrency: int) -> None:
+    """What the loader did before: httpx.AsyncClient, a semaphore, the body streamed and capped."""
+    semaphore = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency)) as client:
+        async def one(url: str) -> bytes:
+            async with semaphore, client.stream("GET", url) as response:
+                response.raise_for_status()
+                chunks, total = [], 0
+                async for chunk in response.aiter_bytes():
+                    total += len(chunk)
+                    if total > MAX_BYTES:
+                        raise ValueError("too large")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        await asyncio.gather(*(one(u) for u in urls))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--documents", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    scale = _scale()
+    pages_per_book = 100
+    server, col = scale.serve_collection(
+        lambda base: scale.Collection(args.documents * 6, pages_per_book, 6, base))
+    urls = [f"{col.base}/b{i // pages_per_book}/alto/{i % pages_per_book}.xml" for i in range(args.documents)]
+    ways = {"DocumentLoader": with_loader, "httpx.AsyncClient": with_async_client}
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
+    try:
+        asyncio.run(with_loader(urls[:50], args.concurrency))  # warm-up: imports, the server's first answers
+        for r in range(args.rounds):
+            for name in (list(ways) if r % 2 == 0 else list(ways)[::-1]):
+                wall, cpu = time.perf_counter(), time.process_time()
+                asyncio.run(ways[name](urls, args.concurrency))
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                results[name].append((len(urls) / wall, cpu * 1000 / len(urls)))
+                print(f"round {r + 1} {name:18} {len(urls) / wall:6.0f} documents/s  "
+                      f"{cpu * 1000 / len(urls):.2f} ms CPU a document", flush=True)
+    finally:
+        server.shutdown()
+    rate = {n: statistics.median(v[0] for v in results[n]) for n in ways}
+    cpu = {n: statistics.median(v[1] for v in results[n]) for n in ways}
+    print(f"median: DocumentLoader {rate['DocumentLoader']:.0f} documents/s, {cpu['DocumentLoader']:.2f} ms CPU; "
+          f"httpx.AsyncClient {rate['httpx.AsyncClient']:.0f}, {cpu['httpx.AsyncClient']:.2f} ms; "
+          f"ratio loader/async: rate {rate['DocumentLoader'] / rate['httpx.AsyncClient']:.2f}×, "
+          f"CPU {cpu['DocumentLoader'] / cpu['httpx.AsyncClient']:.2f}×")
+
+
+if __name__ == "__main__":
+    main()
