@@ -1,9 +1,9 @@
 """A layout file's graphical regions as catalogue rows of one canvas, read beside the ingest's event loop.
 
-Ingest is CPU-bound in one process: fetching, the catalogue's writes and parsing all want Python's lock, and
-parsing is the largest share (bench/README, "Ingest"). Once a run has read ``WARM_UP`` layout files it is
-long enough to pay for starting a worker process, and the rest are read there, on another core. Shorter
-runs, and machines with one core, read them on a thread as before.
+Ingest is CPU-bound in one process: fetching, the catalogue's writes and reading layouts all want Python's
+lock, and reading a layout is about a quarter of a page's time (bench/README, "Ingest"). Once a run has read
+``WARM_UP`` layout files it is long enough to pay for starting a worker process, and the rest are read there,
+on another core. Shorter runs, and machines with one core, read them on a thread.
 """
 
 from __future__ import annotations
