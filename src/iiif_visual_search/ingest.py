@@ -302,20 +302,20 @@ class Ingester:
         if not batch:
             return
         try:
-            results = list(zip(batch, self.catalogue.replace_regions([c for c, _ in batch]), strict=True))
+            written = self.catalogue.replace_regions([canvas for canvas, _ in batch])
         except Exception as exc:
             if is_disk_full(exc):
                 raise
-            results = []
+            written = []
             for canvas, mid in batch:
                 try:
-                    results.append(((canvas, mid), self.catalogue.replace_regions([canvas])[0]))
+                    written += self.catalogue.replace_regions([canvas])
                 except Exception as one:
                     if is_disk_full(one):
                         raise
                     self._fail("layout", canvas.read_from, _reason(one), mid)
                     self.catalogue.set_layout_status(canvas.canvas_id, "quarantined")
-        for _, counts in results:
+        for counts in written:
             self.report.layouts_read += 1
             self.report.regions_created += counts["created"]
             self.report.regions_updated += counts["updated"]
