@@ -1,11 +1,12 @@
-"""Document fetching for ingest: ``DocumentLoader`` (httpx's blocking client on threads) against httpx's async
-client doing the same streamed, size-capped GETs, on bench/scale.py's loopback server, in one process.
+"""Document fetching for ingest: ``DocumentLoader`` (urllib3's pool on threads) against httpx's blocking client
+on the same threads (the loader until 2026-12-03) and httpx's async client (before that), each doing the same
+streamed, size-capped GETs, on bench/scale.py's loopback server, in one process.
 
     .venv/bin/python bench/loader.py [--documents 2000] [--rounds 3]
 
 Each round fetches the same ALTO pages with both, alternating which goes first. Prints documents/s and CPU
-milliseconds a document (this process: the loopback server's thread included, the same for both, its pages
-drawn beforehand), and the ratio loader/async of each.
+milliseconds a document (this process: the loopback server's thread included, the same for all, its pages
+drawn beforehand), and the ratios of the loader to each of the others.
 """
 
 from __future__ import annotations
@@ -35,6 +36,26 @@ def _scale():  # noqa: ANN202 - the sibling bench script, for its collection and
 async def with_loader(urls: list[str], concurrency: int) -> None:
     async with DocumentLoader(user_agent="bench", max_bytes=MAX_BYTES, concurrency=concurrency) as loader:
         await asyncio.gather(*(loader.load(u) for u in urls))
+
+
+async def with_httpx_threads(urls: list[str], concurrency: int) -> None:
+    """The loader before urllib3: httpx.Client on ``concurrency`` threads, the body streamed and capped."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with httpx.Client(limits=httpx.Limits(max_connections=concurrency)) as client, \
+            ThreadPoolExecutor(concurrency) as threads:
+        def one(url: str) -> bytes:
+            with client.stream("GET", url) as response:
+                response.raise_for_status()
+                chunks, total = [], 0
+                for chunk in response.iter_bytes():
+                    total += len(chunk)
+                    if total > MAX_BYTES:
+                        raise ValueError("too large")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(threads, one, u) for u in urls))
 
 
 async def with_async_client(urls: list[str], concurrency: int) -> None:
@@ -70,7 +91,7 @@ def main() -> None:
     urls = [f"{col.base}/b{i // pages_per_book}/alto/{i % pages_per_book}.xml" for i in range(args.documents)]
     for i in range(args.documents):
         col.alto(i // pages_per_book, i % pages_per_book)
-    ways = {"DocumentLoader": with_loader, "httpx.AsyncClient": with_async_client}
+    ways = {"DocumentLoader": with_loader, "httpx.Client": with_httpx_threads, "httpx.AsyncClient": with_async_client}
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
     try:
         asyncio.run(with_loader(urls[:50], args.concurrency))  # warm-up: imports, the server's first answers
@@ -86,10 +107,10 @@ def main() -> None:
         server.shutdown()
     rate = {n: statistics.median(v[0] for v in results[n]) for n in ways}
     cpu = {n: statistics.median(v[1] for v in results[n]) for n in ways}
-    print(f"median: DocumentLoader {rate['DocumentLoader']:.0f} documents/s, {cpu['DocumentLoader']:.2f} ms CPU; "
-          f"httpx.AsyncClient {rate['httpx.AsyncClient']:.0f}, {cpu['httpx.AsyncClient']:.2f} ms; "
-          f"ratio loader/async: rate {rate['DocumentLoader'] / rate['httpx.AsyncClient']:.2f}×, "
-          f"CPU {cpu['DocumentLoader'] / cpu['httpx.AsyncClient']:.2f}×")
+    for name in ways:
+        print(f"median {name:18} {rate[name]:6.0f} documents/s  {cpu[name]:.2f} ms CPU a document"
+              + ("" if name == "DocumentLoader" else f"   loader/this: rate {rate['DocumentLoader'] / rate[name]:.2f}×, "
+                                                   f"CPU {cpu['DocumentLoader'] / cpu[name]:.2f}×"))
 
 
 if __name__ == "__main__":

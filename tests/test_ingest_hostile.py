@@ -4,13 +4,14 @@ never reaches local files, and only regular files are read."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+import urllib3
 
 from datapaths import shared
 from iiif_visual_search.catalogue import Catalogue, manifest_id_for
@@ -86,16 +87,20 @@ def test_a_canvas_two_to_the_63_wide_has_no_size() -> None:
 
 def _ingest(tmp_path: Path, sources: list[str], remote: dict[str, bytes],
             allow_local: tuple[Path, ...] = ()) -> tuple[Any, Catalogue]:
-    def answer(request: httpx.Request) -> httpx.Response:
-        body = remote.get(str(request.url))
-        return httpx.Response(200, content=body) if body is not None else httpx.Response(404)
+    class Answering(urllib3.PoolManager):
+        """Answers from ``remote`` instead of the network."""
+
+        def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any) -> urllib3.HTTPResponse:
+            body = remote.get(url)
+            return urllib3.HTTPResponse(io.BytesIO(body or b""), status=200 if body is not None else 404,
+                                        preload_content=False)
 
     settings = Settings(data_dir=tmp_path / "data")
     catalogue = Catalogue(settings.catalogue_path)
 
     async def run() -> Any:
         async with DocumentLoader(user_agent="test", max_bytes=settings.max_document_bytes,
-                                  transport=httpx.MockTransport(answer)) as loader:
+                                  pool=Answering()) as loader:
             ingester = Ingester(catalogue, settings, loader, local_access=LocalAccess(allow_local))
             return await ingester.run(sources)
 

@@ -7,9 +7,12 @@ import os
 import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urljoin, urlparse
 
-import httpx
+import urllib3
+from urllib3.exceptions import HTTPError, LocationValueError, MaxRetryError, NewConnectionError, ResponseError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from .files import FileRefused, read_regular_file
 
@@ -76,25 +79,29 @@ class DocumentLoader:
     """Fetches whole documents with a size limit, bounded concurrency and a few retries on transient errors."""
 
     def __init__(self, *, user_agent: str, max_bytes: int, timeout_s: float = 30.0, concurrency: int = 8,
-                 retries: int = 2, transport: httpx.BaseTransport | None = None) -> None:
+                 retries: int = 2, pool: urllib3.PoolManager | None = None) -> None:
+        """``pool``: a ready connection pool (tests answer from memory with one)."""
         self.max_bytes = max_bytes
         self.retries = retries
         self._semaphore = asyncio.Semaphore(concurrency)
-        # httpx's blocking client on a few threads rather than its async client: the async path runs each
-        # request through anyio and httpcore's async pool, measured at twice the CPU a document (2.0-2.1 ms
-        # against 1.0-1.2 ms for ALTO pages on loopback; bench/README, "Ingest"), and ingest is CPU-bound on
-        # one core. Waiting for a reply releases the GIL, so the threads overlap as the async tasks did.
+        # urllib3's blocking pool on a few threads. Ingest is CPU-bound, and a document's GET is a large part
+        # of a page's CPU: on loopback ALTO pages, httpx's async client took 2.0-2.1 ms a document, its blocking
+        # client 1.0-1.1 ms and urllib3 0.5 ms (bench/README, "Ingest"). Waiting for a reply releases the GIL,
+        # so the threads overlap as async tasks would. Retries are ours (below), redirects urllib3's.
         self._threads = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ivs-load")
-        self._client = httpx.Client(
-            headers={"User-Agent": user_agent, "Accept": "application/ld+json, application/json, */*"},
-            timeout=timeout_s, follow_redirects=True, transport=transport,
-            limits=httpx.Limits(max_connections=concurrency),
+        self._pool = pool or urllib3.PoolManager(
+            num_pools=64, maxsize=concurrency,
+            headers={"User-Agent": user_agent, "Accept": "application/ld+json, application/json, */*",
+                     "Accept-Encoding": urllib3.util.make_headers(accept_encoding=True)["accept-encoding"]},
+            timeout=urllib3.Timeout(connect=timeout_s, read=timeout_s),
+            retries=urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=MAX_REDIRECTS,
+                                  raise_on_status=False),
         )
 
     async def aclose(self) -> None:
         # Threads still reading finish within their timeout; none is waited for here.
         self._threads.shutdown(wait=False, cancel_futures=True)
-        self._client.close()
+        self._pool.clear()
 
     async def __aenter__(self) -> DocumentLoader:
         return self
@@ -136,31 +143,50 @@ class DocumentLoader:
     def _get_once(self, url: str) -> bytes:
         host = urlparse(url).hostname or url
         try:
-            with self._client.stream("GET", url) as response:
-                if response.status_code == 429 or response.status_code >= 500:
-                    raise _Transient(f"HTTP {response.status_code} from {host}", _retry_after(response))
-                if response.status_code >= 400:
-                    raise LoadError(f"HTTP {response.status_code} for {url}")
-                declared = response.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > self.max_bytes:
-                    raise LoadError(f"{url} is {declared} bytes, over the limit of {self.max_bytes}")
-                chunks: list[bytes] = []
-                total = 0
-                for chunk in response.iter_bytes():
-                    total += len(chunk)
-                    if total > self.max_bytes:
-                        raise LoadError(f"{url} is larger than the limit of {self.max_bytes} bytes")
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except httpx.ConnectError as exc:
-            raise LoadError(
-                f"cannot connect to {host}: {exc or 'connection failed'} "
-                "(is there a network connection? local files and file:// URLs work offline)"
-            ) from None
-        except httpx.TimeoutException:
-            raise _Transient(f"timed out reading {url}", None) from None
-        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            raise _Transient(f"connection broke reading {url}: {exc}", None) from None
+            response = self._pool.request("GET", url, preload_content=False, decode_content=True)
+        except (HTTPError, LocationValueError) as exc:
+            raise _failure(exc, url, host) from None
+        try:
+            if response.status == 429 or response.status >= 500:
+                raise _Transient(f"HTTP {response.status} from {host}", _retry_after(response.headers))
+            if response.status >= 400:
+                raise LoadError(f"HTTP {response.status} for {url}")
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > self.max_bytes:
+                raise LoadError(f"{url} is {declared} bytes, over the limit of {self.max_bytes}")
+            chunks: list[bytes] = []
+            total = 0
+            for chunk in response.stream(_CHUNK):  # decoded: the limit holds for what a compressed body becomes
+                total += len(chunk)
+                if total > self.max_bytes:
+                    raise LoadError(f"{url} is larger than the limit of {self.max_bytes} bytes")
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except HTTPError as exc:
+            raise _failure(exc, url, host) from None
+        finally:
+            response.release_conn()
+
+
+MAX_REDIRECTS = 10
+_CHUNK = 65_536
+
+
+def _failure(exc: Exception, url: str, host: str) -> Exception:
+    """The reason a GET failed, in words fit for quarantine: a refused connection or an unknown host is
+    final, a timeout or a broken connection worth another try (``_Transient``)."""
+    reason = exc.reason if isinstance(exc, MaxRetryError) and exc.reason is not None else exc
+    if isinstance(reason, NewConnectionError):  # before timeouts: urllib3 counts it as one
+        cause = reason.__cause__ or reason  # the operating system's words, without urllib3's object
+        return LoadError(f"cannot connect to {host}: {cause} "
+                         "(is there a network connection? local files and file:// URLs work offline)")
+    if isinstance(reason, Urllib3Timeout):
+        return _Transient(f"timed out reading {url}", None)
+    if isinstance(reason, LocationValueError):
+        return LoadError(f"not a usable address: {url} ({reason})")
+    if isinstance(reason, ResponseError):  # the one retry budget urllib3 keeps: redirects
+        return LoadError(f"more than {MAX_REDIRECTS} redirects from {url}")
+    return _Transient(f"connection broke reading {url}: {reason}", None)
 
 
 class _Transient(Exception):
@@ -169,8 +195,8 @@ class _Transient(Exception):
         self.retry_after = retry_after
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("retry-after", "")
     try:
         return max(0.0, float(value))
     except ValueError:

@@ -1,0 +1,109 @@
+"""DocumentLoader against a real HTTP server on loopback: what it sends, and the words of each way a GET fails."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from iiif_visual_search.loader import MAX_REDIRECTS, DocumentLoader, LoadError
+
+ALTO = b'<?xml version="1.0"?><alto xmlns="http://www.loc.gov/standards/alto/ns-v4#"/>'
+seen: dict[str, dict[str, str]] = {}
+calls: dict[str, int] = {}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes = b"", **headers: str) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server interface
+        seen[self.path] = {k.lower(): v for k, v in self.headers.items()}
+        calls[self.path] = calls.get(self.path, 0) + 1
+        if self.path == "/page.xml":
+            self._send(200, ALTO)
+        elif self.path == "/moved.xml":
+            self._send(302, Location="/page.xml")
+        elif self.path == "/loop.xml":
+            self._send(302, Location="/loop.xml")
+        elif self.path == "/compressed.xml":
+            self._send(200, gzip.compress(ALTO), Content_Encoding="gzip")
+        elif self.path == "/bomb.xml":  # 40 KB on the wire, 40 MB once decoded
+            self._send(200, gzip.compress(b" " * 40_000_000), Content_Encoding="gzip")
+        elif self.path == "/hangs-up.xml":
+            self.connection.shutdown(socket.SHUT_RDWR)
+        elif self.path == "/busy.xml":
+            self._send(503, Retry_After="0")
+        else:
+            self._send(404)
+
+
+@pytest.fixture(scope="module")
+def base() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def load(url: str, max_bytes: int = 1_000_000) -> bytes:
+    async def run() -> bytes:
+        async with DocumentLoader(user_agent="ivs-test/1", max_bytes=max_bytes, timeout_s=5, retries=1) as loader:
+            return await loader.load(url)
+    return asyncio.run(run())
+
+
+def test_a_document_comes_with_our_user_agent_and_compressed_if_the_server_likes(base: str) -> None:
+    assert load(f"{base}/page.xml") == ALTO
+    assert seen["/page.xml"]["user-agent"] == "ivs-test/1"
+    assert "gzip" in seen["/page.xml"]["accept-encoding"]
+    assert load(f"{base}/compressed.xml") == ALTO
+
+
+def test_redirects_are_followed_and_a_loop_is_a_reason(base: str) -> None:
+    assert load(f"{base}/moved.xml") == ALTO
+    with pytest.raises(LoadError, match=f"more than {MAX_REDIRECTS} redirects from {base}/loop.xml"):
+        load(f"{base}/loop.xml")
+
+
+def test_the_size_limit_holds_for_what_a_compressed_body_becomes(base: str) -> None:
+    with pytest.raises(LoadError, match="larger than the limit of 1000000 bytes"):
+        load(f"{base}/bomb.xml")
+
+
+def test_a_refused_connection_says_so_in_the_systems_words(base: str) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(LoadError) as failure:
+        load(f"http://127.0.0.1:{port}/page.xml")
+    reason = str(failure.value)
+    assert reason.startswith("cannot connect to 127.0.0.1: [Errno 111] Connection refused")
+    assert "object at 0x" not in reason and "HTTPConnection" not in reason  # stable words for quarantine
+
+
+def test_a_broken_connection_and_a_busy_server_are_tried_again_then_named(base: str) -> None:
+    with pytest.raises(LoadError, match=f"connection broke reading {base}/hangs-up.xml"):
+        load(f"{base}/hangs-up.xml")
+    assert calls["/hangs-up.xml"] == 2  # retries=1
+    with pytest.raises(LoadError, match="HTTP 503 from 127.0.0.1"):
+        load(f"{base}/busy.xml")
+    assert calls["/busy.xml"] == 2
+    with pytest.raises(LoadError, match=f"HTTP 404 for {base}/missing.xml"):
+        load(f"{base}/missing.xml")
+    assert calls["/missing.xml"] == 1  # a 404 is an answer, not worth asking again
