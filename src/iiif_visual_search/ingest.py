@@ -120,6 +120,9 @@ class Ingester:
         self._progress = progress or (lambda _msg: None)
         self._seen_docs: set[str] = set()
         self._layout_semaphore = asyncio.Semaphore(max(1, settings.concurrency))
+        # Members of a collection read at once: twice the documents fetched at once keeps the fetches busy
+        # across the end of one book and the start of the next, and books of one page each come in quickly.
+        self._members_at_once = 2 * max(1, settings.concurrency)
         # Without one from the caller (who then closes it), layout files are read on a thread.
         self.layout_reader = layout_reader or LayoutReader(workers=0)
         self._unwritten: list[tuple[CanvasRegions, str]] = []  # (a canvas's regions, its manifest id)
@@ -179,7 +182,16 @@ class Ingester:
         gone = self.catalogue.upsert_collection(record.id or ref, ref, record.label, members)
         for url in gone:
             self._drop_manifest_if_orphaned(url)
-        await asyncio.gather(*(self._source(url, named_by=ref) for url, _ in members))
+        # A few workers take the members in turn, so that only as many manifests as they hold are in memory at
+        # once: gathered all together, a collection of 1,667 books had its ingest at 1.2 GB within a minute
+        # (each parsed manifest waits there for its pages), and one of a national library's would not fit.
+        todo = iter(members)
+
+        async def worker() -> None:
+            for url, _ in todo:
+                await self._source(url, named_by=ref)
+
+        await asyncio.gather(*(worker() for _ in range(min(len(members), self._members_at_once))))
 
     def _drop_manifest_if_orphaned(self, url: str) -> None:
         still_member = self.catalogue.query_one(
