@@ -35,7 +35,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - the http.server interface
         seen[self.path] = {k.lower(): v for k, v in self.headers.items()}
         calls[self.path] = calls.get(self.path, 0) + 1
-        if self.path == "/page.xml":
+        if self.path in ("/page.xml", "http://books.invalid/page.xml"):  # the latter asked of a proxy
             self._send(200, ALTO)
         elif self.path == "/moved.xml":
             self._send(302, Location="/page.xml")
@@ -107,3 +107,24 @@ def test_a_broken_connection_and_a_busy_server_are_tried_again_then_named(base: 
     with pytest.raises(LoadError, match=f"HTTP 404 for {base}/missing.xml"):
         load(f"{base}/missing.xml")
     assert calls["/missing.xml"] == 1  # a 404 is an answer, not worth asking again
+
+
+def test_tls_spoken_to_a_plain_server_is_final_not_retried(base: str) -> None:
+    port = base.rsplit(":", 1)[1]
+    before = sum(calls.values())
+    with pytest.raises(LoadError, match="cannot connect securely to 127.0.0.1"):
+        load(f"https://127.0.0.1:{port}/page.xml")
+    assert sum(calls.values()) == before  # no HTTP request reached it, and no second try
+
+
+def test_the_proxy_of_the_environment_is_used_unless_no_proxy_names_the_host(
+        base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", base)
+    assert load("http://books.invalid/page.xml") == ALTO  # asked of the proxy, in absolute form
+    assert calls["http://books.invalid/page.xml"] == 1
+    monkeypatch.setenv("NO_PROXY", "books.invalid")
+    with pytest.raises(LoadError, match="cannot connect to books.invalid"):
+        load("http://books.invalid/page.xml")  # straight to a host that does not exist
+    assert calls["http://books.invalid/page.xml"] == 1

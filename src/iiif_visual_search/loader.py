@@ -9,9 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlparse
+from urllib.request import getproxies, proxy_bypass
 
 import urllib3
-from urllib3.exceptions import HTTPError, LocationValueError, MaxRetryError, NewConnectionError, ResponseError
+from urllib3.exceptions import HTTPError, LocationValueError, MaxRetryError, NewConnectionError, ResponseError, SSLError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from .files import FileRefused, read_regular_file
@@ -89,7 +90,7 @@ class DocumentLoader:
         # client 1.0-1.1 ms and urllib3 0.5 ms (bench/README, "Ingest"). Waiting for a reply releases the GIL,
         # so the threads overlap as async tasks would. Retries are ours (below), redirects urllib3's.
         self._threads = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ivs-load")
-        self._pool = pool or urllib3.PoolManager(
+        settings: dict[str, Any] = dict(
             num_pools=64, maxsize=concurrency,
             headers={"User-Agent": user_agent, "Accept": "application/ld+json, application/json, */*",
                      "Accept-Encoding": urllib3.util.make_headers(accept_encoding=True)["accept-encoding"]},
@@ -97,11 +98,18 @@ class DocumentLoader:
             retries=urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=MAX_REDIRECTS,
                                   raise_on_status=False),
         )
+        self._pool = pool or urllib3.PoolManager(**settings)
+        # A library's network often reaches the outside through a proxy: HTTP_PROXY, HTTPS_PROXY and NO_PROXY
+        # are honoured, as by curl, pip and httpx.
+        proxies = {} if pool is not None else getproxies()
+        self._proxied = {scheme: urllib3.ProxyManager(proxies[scheme], **settings)
+                         for scheme in ("http", "https") if scheme in proxies}
 
     async def aclose(self) -> None:
         # Threads still reading finish within their timeout; none is waited for here.
         self._threads.shutdown(wait=False, cancel_futures=True)
-        self._pool.clear()
+        for pool in (self._pool, *self._proxied.values()):
+            pool.clear()
 
     async def __aenter__(self) -> DocumentLoader:
         return self
@@ -141,9 +149,11 @@ class DocumentLoader:
                 await asyncio.sleep(min(delay, 30.0) + random.uniform(0, 0.25))
 
     def _get_once(self, url: str) -> bytes:
-        host = urlparse(url).hostname or url
+        parsed = urlparse(url)
+        host = parsed.hostname or url
+        pool = self._proxied.get(parsed.scheme, self._pool) if self._proxied and not proxy_bypass(host) else self._pool
         try:
-            response = self._pool.request("GET", url, preload_content=False, decode_content=True)
+            response = pool.request("GET", url, preload_content=False, decode_content=True)
         except (HTTPError, LocationValueError) as exc:
             raise _failure(exc, url, host) from None
         try:
@@ -182,6 +192,8 @@ def _failure(exc: Exception, url: str, host: str) -> Exception:
                          "(is there a network connection? local files and file:// URLs work offline)")
     if isinstance(reason, Urllib3Timeout):
         return _Transient(f"timed out reading {url}", None)
+    if isinstance(reason, SSLError):  # a certificate or TLS failure does not mend itself in a few seconds
+        return LoadError(f"cannot connect securely to {host}: {reason}")
     if isinstance(reason, LocationValueError):
         return LoadError(f"not a usable address: {url} ({reason})")
     if isinstance(reason, ResponseError):  # the one retry budget urllib3 keeps: redirects
