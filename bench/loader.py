@@ -108,9 +108,10 @@ def main() -> None:
     rate = {n: statistics.median(v[0] for v in results[n]) for n in ways}
     cpu = {n: statistics.median(v[1] for v in results[n]) for n in ways}
     for name in ways:
-        print(f"median {name:18} {rate[name]:6.0f} documents/s  {cpu[name]:.2f} ms CPU a document"
-              + ("" if name == "DocumentLoader" else f"   loader/this: rate {rate['DocumentLoader'] / rate[name]:.2f}×, "
-                                                   f"CPU {cpu['DocumentLoader'] / cpu[name]:.2f}×"))
+        versus = "" if name == "DocumentLoader" else (
+            f"   loader/this: rate {rate['DocumentLoader'] / rate[name]:.2f}×, "
+            f"CPU {cpu['DocumentLoader'] / cpu[name]:.2f}×")
+        print(f"median {name:18} {rate[name]:6.0f} documents/s  {cpu[name]:.2f} ms CPU a document{versus}")
 
 
 if __name__ == "__main__":

@@ -128,3 +128,13 @@ def test_the_proxy_of_the_environment_is_used_unless_no_proxy_names_the_host(
     with pytest.raises(LoadError, match="cannot connect to books.invalid"):
         load("http://books.invalid/page.xml")  # straight to a host that does not exist
     assert calls["http://books.invalid/page.xml"] == 1
+
+
+def test_a_proxy_without_a_scheme_is_http_and_a_socks_proxy_is_named_and_skipped(
+        base: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", base.removeprefix("http://"))  # host:port, as curl takes it
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:1080")
+    assert load("http://books.invalid/page.xml") == ALTO
+    assert "ignoring the https proxy socks5://127.0.0.1:1080" in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -12,10 +13,20 @@ from urllib.parse import unquote, urljoin, urlparse
 from urllib.request import getproxies, proxy_bypass
 
 import urllib3
-from urllib3.exceptions import HTTPError, LocationValueError, MaxRetryError, NewConnectionError, ResponseError, SSLError
+from urllib3.exceptions import (
+    HTTPError,
+    LocationValueError,
+    MaxRetryError,
+    NewConnectionError,
+    ProxySchemeUnknown,
+    ResponseError,
+    SSLError,
+)
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from .files import FileRefused, read_regular_file
+
+log = logging.getLogger(__name__)
 
 
 class LoadError(Exception):
@@ -102,8 +113,15 @@ class DocumentLoader:
         # A library's network often reaches the outside through a proxy: HTTP_PROXY, HTTPS_PROXY and NO_PROXY
         # are honoured, as by curl, pip and httpx.
         proxies = {} if pool is not None else getproxies()
-        self._proxied = {scheme: urllib3.ProxyManager(proxies[scheme], **settings)
-                         for scheme in ("http", "https") if scheme in proxies}
+        self._proxied: dict[str, urllib3.ProxyManager] = {}
+        for scheme in ("http", "https"):
+            if scheme in proxies:
+                address = proxies[scheme] if "://" in proxies[scheme] else f"http://{proxies[scheme]}"  # as curl
+                try:
+                    self._proxied[scheme] = urllib3.ProxyManager(address, **settings)
+                except ProxySchemeUnknown:  # socks5:// and the like need a package we do not carry
+                    log.warning("ignoring the %s proxy %s: only http:// and https:// proxies are supported",
+                                scheme, address)
 
     async def aclose(self) -> None:
         # Threads still reading finish within their timeout; none is waited for here.
