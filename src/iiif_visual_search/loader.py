@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
 import os
 import random
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -172,11 +174,11 @@ class DocumentLoader:
         pool = self._proxied.get(parsed.scheme, self._pool) if self._proxied and not proxy_bypass(host) else self._pool
         try:
             response = pool.request("GET", url, preload_content=False, decode_content=True)
-        except (HTTPError, LocationValueError) as exc:
+        except HTTPError as exc:  # a malformed address (LocationValueError) too
             raise _failure(exc, url, host) from None
         try:
             if response.status == 429 or response.status >= 500:
-                raise _Transient(f"HTTP {response.status} from {host}", _retry_after(response.headers))
+                raise _Transient(f"HTTP {response.status} from {host}", parse_retry_after(response.headers.get("retry-after")))
             if response.status >= 400:
                 raise LoadError(f"HTTP {response.status} for {url}")
             declared = response.headers.get("content-length")
@@ -225,9 +227,17 @@ class _Transient(Exception):
         self.retry_after = retry_after
 
 
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("retry-after", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if not value:
         return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))

@@ -9,7 +9,6 @@ paths are read from disk through the same interface.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import io
 import json
 import random
@@ -25,6 +24,7 @@ import httpx
 from PIL import Image, ImageFile
 
 from ..files import FileRefused, read_regular_file
+from ..loader import parse_retry_after
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -57,22 +57,6 @@ class ClientConfig:
     retry_after_max_s: float = 600.0  # a server asking for longer than this is treated as a failure
     max_bytes: int = 50_000_000
     max_pixels: int = 100_000_000  # decompression-bomb limit for decoded images
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def local_path(url: str) -> Path | None:
