@@ -127,6 +127,7 @@ class FingerprintEmbedder:
             dim=DIM, output="soft-pooled gradient-orientation histogram 4x4x8 + 8x8 thumbnail",
             preprocessing={"mode": "trim-white, autocontrast 1-99%, squash", "height": SIZE, "width": SIZE,
                            "local": {"algorithm": local_features.VERSION, "side": local_features.SIDE,
+                                     "min_side": local_features.MIN_SIDE,
                                      "keypoints": local_features.KEYPOINTS}},
         )
 

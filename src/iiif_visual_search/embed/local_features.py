@@ -7,9 +7,13 @@ original in a consistent geometric arrangement, while look-alike regions (other 
 share descriptors but not their layout. Score = RANSAC inliers of an affine model (affine, not similarity:
 width and height are scaled independently).
 
-- Extraction: grey, resized so the longest side is ``SIDE`` px (up or down: region images come at any size
-  and the query is rescaled by the same rule, so keypoint scales agree), SIFT (rotation-invariant; ORB lost
-  thin text lines to its 31 px border and reached only ~80 % top-1), the ``KEYPOINTS`` strongest kept.
+- Extraction: grey, a longest side above ``SIDE`` px reduced to it, one below ``MIN_SIDE`` enlarged to it,
+  anything between kept at its own resolution (``scale_for``); SIFT (rotation-invariant; ORB lost thin text
+  lines to its 31 px border and reached only ~80 % top-1), the ``KEYPOINTS`` strongest kept. Enlarging
+  invents no detail: it helps only where SIFT would find too few keypoints (a 150 px window of a thumbnail
+  scan gives 1–5 at its own size), and enlarging every image to ``SIDE`` made a cropped query (a 340 px
+  caption, enlarged 1.5×) lose its original to page windows that show the same text at a higher resolution
+  (bench/fingerprint.py --many).
 - Descriptors stored as RootSIFT (Hellinger-normalised) quantised to uint8, positions as float16 pixels of
   the resized image: (K·128 + K·4) bytes per region, padded to K rows so a candidate set is one array; the
   resized image's width and height beside them (4 bytes), so that verification knows each picture's extent.
@@ -27,8 +31,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-VERSION = "sift-rootsift-affine1"
+VERSION = "sift-rootsift-affine2"
 SIDE = 512
+MIN_SIDE = 448
 KEYPOINTS = 256
 DESC = 128
 RATIO = 0.8
@@ -54,12 +59,18 @@ def _cv2():  # noqa: ANN202 - cv2 module
     return cv2
 
 
+def scale_for(size: tuple[int, int]) -> float:
+    """The factor an image of ``size`` (width, height) is resized by before SIFT."""
+    longest = max(size)
+    return SIDE / longest if longest > SIDE else max(1.0, MIN_SIDE / max(longest, 1))
+
+
 def _grey(image: Image.Image) -> np.ndarray:
     if image.mode in ("RGBA", "LA", "P"):
         from .preprocess import to_rgb
         image = to_rgb(image)
     g = image.convert("L")
-    s = SIDE / max(g.size)
+    s = scale_for(g.size)
     if abs(s - 1) > 1e-3:
         g = g.resize((max(1, round(g.width * s)), max(1, round(g.height * s))),
                      Image.Resampling.BICUBIC if s > 1 else Image.Resampling.BOX)
