@@ -307,3 +307,18 @@ def test_a_cropped_caption_keeps_its_original_above_a_sharper_window_of_its_page
 
     s = scores()
     assert s[0] > s[1] > 2.0 + lf.MIN_INLIERS  # both verified, the original first
+
+
+def test_a_vector_set_of_an_older_fingerprint_revision_is_queried_with_one_warning_to_re_embed(caplog) -> None:
+    from dataclasses import replace
+
+    from iiif_visual_search.embed import models
+
+    stored = replace(FingerprintEmbedder().descriptor, revision="fp1+sift-rootsift-affine1")
+    with caplog.at_level("WARNING", logger=models.__name__):
+        for _ in range(3):  # asked on every query: warned once
+            assert models.embedder_for(stored).descriptor.revision == REVISION
+        assert models.embedder_for(FingerprintEmbedder().descriptor).descriptor.revision == REVISION
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "fp1+sift-rootsift-affine1" in warnings[0] and REVISION in warnings[0]
+    assert "ivs embed --model fingerprint" in warnings[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -448,9 +449,22 @@ def preparer_for(descriptor: ModelDescriptor) -> Preparer:
     return SpecPreparer(PreprocessSpec.from_dict(descriptor.preprocessing))
 
 
+_WARNED: set[tuple[str, str]] = set()
+
+
 def embedder_for(descriptor: ModelDescriptor, device: str | None = None) -> Embedder:
-    """The embedder that wrote a stored vector set (for queries against its index)."""
+    """The embedder that wrote a stored vector set (for queries against its index). Where this version's
+    embedder describes images differently from the one that wrote the set (a newer fingerprint revision, or
+    a hub model whose weights moved on), queries still run, but a warning says to re-embed: they compare
+    unlike descriptions and rank worse."""
     if descriptor.architecture == "fingerprint":
-        return get_embedder("fingerprint")
-    emb = get_embedder(descriptor.source if Path(descriptor.source).is_dir() else descriptor.name, device)
+        emb = get_embedder("fingerprint")
+    else:
+        emb = get_embedder(descriptor.source if Path(descriptor.source).is_dir() else descriptor.name, device)
+    if not emb.descriptor.compatible_with(descriptor) and (descriptor.key, descriptor.revision) not in _WARNED:
+        _WARNED.add((descriptor.key, descriptor.revision))  # once per process: it is asked on every query
+        logging.getLogger(__name__).warning(
+            "the %s vectors were written by revision %s, and this version describes queries with revision %s: "
+            "run 'ivs embed --model %s' into a fresh data directory (or delete vectors/%s) for the best results",
+            descriptor.name, descriptor.revision, emb.descriptor.revision, descriptor.name, descriptor.key)
     return emb
