@@ -8,10 +8,17 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
-from iiif_visual_search.loader import MAX_REDIRECTS, DocumentLoader, LoadError
+from iiif_visual_search.fetch import client
+from iiif_visual_search.loader import (
+    MAX_REDIRECTS,
+    DocumentLoader,
+    LoadError,
+    local_path,
+)
 
 ALTO = b'<?xml version="1.0"?><alto xmlns="http://www.loc.gov/standards/alto/ns-v4#"/>'
 seen: dict[str, dict[str, str]] = {}
@@ -32,7 +39,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 - the http.server interface
+    def do_GET(self) -> None:
         seen[self.path] = {k.lower(): v for k, v in self.headers.items()}
         calls[self.path] = calls.get(self.path, 0) + 1
         if self.path in ("/page.xml", "http://books.invalid/page.xml"):  # the latter asked of a proxy
@@ -138,3 +145,15 @@ def test_a_proxy_without_a_scheme_is_http_and_a_socks_proxy_is_named_and_skipped
     monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:1080")
     assert load("http://books.invalid/page.xml") == ALTO
     assert "ignoring the https proxy socks5://127.0.0.1:1080" in caplog.text
+
+
+def test_a_reference_names_a_local_file_only_as_a_path_or_a_file_url() -> None:
+    """One rule for layout files and region images (the fetch client once had its own, looser copy that took
+    any one-letter scheme for a drive letter)."""
+    assert client.local_path is local_path
+    assert local_path("file:///data/a%20b/p1.xml") == Path("/data/a b/p1.xml")
+    assert local_path("alto/p1.xml") == Path("alto/p1.xml") and local_path("/abs/p1.jpg") == Path("/abs/p1.jpg")
+    assert local_path("C:\\scans\\p1.jpg") == Path("C:\\scans\\p1.jpg")
+    for remote in ("https://example.org/p1.xml", "http://example.org/p1.jpg", "data:image/png;base64,AAAA",
+                   "x:p1.jpg", "ftp://example.org/p1.jpg"):
+        assert local_path(remote) is None, remote

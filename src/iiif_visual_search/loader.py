@@ -40,6 +40,8 @@ def is_remote(ref: str) -> bool:
 
 
 def local_path(ref: str) -> Path | None:
+    """The file a ``file://`` URL or a plain path (relative, absolute, or with a Windows drive letter) names;
+    None for anything else (http(s), data:, ...). Layout files and region images are read through it alike."""
     parsed = urlparse(ref)
     if parsed.scheme == "file":
         return Path(unquote(parsed.path))

@@ -18,13 +18,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 from PIL import Image, ImageFile
 
 from ..files import FileRefused, read_regular_file
-from ..loader import parse_retry_after
+from ..loader import local_path, parse_retry_after
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -57,18 +57,6 @@ class ClientConfig:
     retry_after_max_s: float = 600.0  # a server asking for longer than this is treated as a failure
     max_bytes: int = 50_000_000
     max_pixels: int = 100_000_000  # decompression-bomb limit for decoded images
-
-
-def local_path(url: str) -> Path | None:
-    """The file a ``file://`` URL or a plain path names, or None for http(s)."""
-    parts = urlsplit(url)
-    if parts.scheme == "file":
-        return Path(unquote(parts.path))
-    if parts.scheme in ("http", "https"):
-        return None
-    if parts.scheme == "" or len(parts.scheme) == 1:  # a relative path, or a Windows drive letter
-        return Path(url)
-    return None
 
 
 @dataclass(frozen=True)
