@@ -235,6 +235,25 @@ def test_map_json_and_binary_say_the_same(client: TestClient, built: dict[str, A
     assert client.get("/map/nosuchmodel.json").status_code == 404
 
 
+def test_the_map_routes_answer_as_the_openapi_description_says(client: TestClient) -> None:
+    # They were served but missing from /openapi.json, so no client generator or fuzzer saw them.
+    import jsonschema
+
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    schema = paths["/map/{model}.json"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    jsonschema.validate(client.get("/map/fingerprint.json").json(), schema)
+    head, _, _ = decode_bin(client.get("/map/fingerprint.bin").content)
+    described = paths["/map/{model}.bin"]["get"]["description"]
+    assert all(name in described for name in head["columns"])
+    sheet = "/map/{model}/atlas/{version}/{n}.jpg"
+    assert sheet in paths
+    url = sheet.format(model="fingerprint", version=head["version"], n=0)
+    assert client.get(url).headers["content-type"] == "image/jpeg"
+    missing = client.get("/map/nosuchmodel.json")
+    assert missing.status_code == 404 and set(missing.json()) == {"error", "status"}
+
+
 def test_clusters_are_a_valid_p3_annotation_collection(client: TestClient, p3: Any) -> None:
     import iiif_prezi3 as prezi3
 

@@ -31,6 +31,44 @@ _PAGE = {"description": "an IIIF Presentation 3 AnnotationPage of similar region
          "content": {"application/ld+json": {"schema": {"type": "object"}}}}
 
 
+_MODEL = _param("model", "the model's name or vector-set key (ivs status lists them)", {"type": "string"}, "path", True)
+
+_MAP = {
+    "type": "object",
+    "required": ["model", "key", "version", "params", "points", "clusters", "books", "binary"],
+    "properties": {
+        "model": {"type": "string"}, "key": {"type": "string"}, "version": {"type": "string"},
+        "params": {"type": "object", "description": "how the layout was made (ivs map's settings)"},
+        "points": {"type": "array", "items": {
+            "type": "object", "required": ["region", "x", "y", "cluster", "book", "page", "class"],
+            "properties": {
+                "region": {"type": "string"}, "x": {"type": "number"}, "y": {"type": "number"},
+                "cluster": {"type": "integer", "description": "-1: in no cluster"},
+                "book": {"type": "string"}, "page": {"type": "integer", "minimum": 1},
+                "class": {"type": ["string", "null"]},
+            },
+        }},
+        "clusters": {"type": "array", "items": {
+            "type": "object", "required": ["id", "label", "size", "x", "y"],
+            "properties": {"id": {"type": "integer"}, "label": {"type": "string"}, "size": {"type": "integer"},
+                           "x": {"type": "number"}, "y": {"type": "number"},
+                           "terms": {"type": "array", "items": {"type": "string"}}, "prompt": {"type": "string"}},
+        }},
+        "books": {"type": "object", "additionalProperties": {"type": "string"},
+                  "description": "book id to its label"},
+        "binary": {"type": "string", "format": "uri", "description": "the same map packed (/map/{model}.bin)"},
+    },
+}
+
+_MAP_BINARY = (
+    "Little-endian: the 8 bytes IVSMAP01; a uint32 length L; L bytes of JSON (the header: model, key, version, "
+    "count, params, clusters, books, classes, atlas, columns, id_width), padded with spaces to a multiple of 4; "
+    "then one array of count values per name in columns (x, y, aspect float32; cluster, book, page, class, cell "
+    "int32; book and class index the header's books and classes, -1 for none); then count region ids of "
+    "id_width ASCII bytes each, padded with NUL."
+)
+
+
 def openapi(base_url: str) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -40,8 +78,8 @@ def openapi(base_url: str) -> dict[str, Any]:
             "description": (
                 "Find-similar, region image and health endpoints. The IIIF endpoints (augmented manifests, region "
                 "annotation pages, Content Search 1.0/2.0 and autocomplete at /search/{1,2}[/{manifest}] and "
-                "/autocomplete/{1,2}[/{manifest}], /collection, /annotations, /activity) follow their IIIF "
-                "specifications and are not repeated here."
+                "/autocomplete/{1,2}[/{manifest}], /collection, /annotations, /activity, /clusters/{model}) follow "
+                "their IIIF specifications and are not repeated here."
             ),
         },
         "servers": [{"url": base_url}],
@@ -99,6 +137,27 @@ def openapi(base_url: str) -> dict[str, Any]:
             "/search/uploads/{name}.jpg": {"get": {
                 "summary": "A picture uploaded to the search page (kept shrunk, under its hash)",
                 "parameters": [_param("name", "the upload's hash", {"type": "string"}, "path", True)],
+                "responses": {"200": {"description": "JPEG", "content": {"image/jpeg": {}}}, "404": _ERROR},
+            }},
+            "/map/{model}.json": {"get": {
+                "summary": "The map of a model's regions (ivs map): every region's position, cluster, book and page",
+                "parameters": [_MODEL],
+                "responses": {"200": {"description": "the map", "content": {"application/json": {"schema": _MAP}}},
+                              "404": _ERROR},
+            }},
+            "/map/{model}.bin": {"get": {
+                "summary": "The same map packed for the map page",
+                "description": _MAP_BINARY,
+                "parameters": [_MODEL],
+                "responses": {"200": {"description": "the packed map",
+                                      "content": {"application/octet-stream": {}}},
+                              "404": _ERROR},
+            }},
+            "/map/{model}/atlas/{version}/{n}.jpg": {"get": {
+                "summary": "One sheet of the map's thumbnails (never changes: a new ivs map run writes a new version)",
+                "parameters": [_MODEL,
+                               _param("version", "the map's version, v1, v2, ...", {"type": "string"}, "path", True),
+                               _param("n", "the sheet's number", {"type": "integer", "minimum": 0}, "path", True)],
                 "responses": {"200": {"description": "JPEG", "content": {"image/jpeg": {}}}, "404": _ERROR},
             }},
             "/health": {"get": {
