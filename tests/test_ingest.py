@@ -484,6 +484,19 @@ def test_status_counts_labels_and_vectors_of_live_regions_once(sample: Path, tmp
     info = json.loads(res.output)
     assert info["labels"] == {"Map": 2}  # a: manual Map wins over the model's guess; b: the model's Map
     assert info["embeddings"] == {"fingerprint": 2}
+    # Flags are counted per flag over live regions, a region with two flags under each (grouped in SQL now).
+    with Catalogue(data / "catalogue.sqlite") as catalogue:
+        live = [r["id"] for r in catalogue.query("SELECT id FROM region WHERE deleted=0 ORDER BY id")]
+        with catalogue.transaction() as conn:
+            conn.execute("UPDATE region SET flags=''")
+            conn.execute("UPDATE region SET flags='tiny,edge' WHERE id IN (?, ?)", live[:2])
+            conn.execute("UPDATE region SET flags='tiny' WHERE id=?", (live[2],))
+            conn.execute("UPDATE region SET flags='blank' WHERE id=?", (gone,))
+    info = json.loads(CliRunner().invoke(main, ["--data-dir", str(data), "status", "--json"]).output)
+    assert info["regions_by_flag"] == {"tiny": 3, "edge": 2}
+    assert info["regions_unflagged"] == len(live) - 3
+    counts = list(info["regions_by_type"].values())
+    assert sum(counts) == len(live) and counts == sorted(counts, reverse=True)
 
 
 def test_a_canvas_gone_from_its_manifest_is_no_page_of_it(tmp_path: Path) -> None:
