@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
 
@@ -496,3 +497,31 @@ def test_our_own_activity_stream_round_trips_into_a_second_data_dir(publisher: P
     assert ours(mirror)["Book 2"][0] == "deleted" and len(ours(mirror)["Book 0"][1]) == 2
     # The mirror re-read book 0's layouts, and nothing of book 1.
     assert not any(p.startswith("/alto/1-") for p in publisher.calls)
+
+
+def test_a_layout_edited_at_the_source_reaches_a_mirror_of_our_activity_stream(publisher: Publisher,
+                                                                               serving: tuple[str, Path],
+                                                                               tmp_path: Path) -> None:
+    """An ALTO file corrected at the source, its manifest unchanged: our regions moved, but the stream announced
+    only their annotations, and a mirror that follows manifests never read the corrected file."""
+    base, published = serving
+    book = publisher.book(0)
+    assert ivs(published, "ingest", "-q", book).exit_code == 0
+    mirror = tmp_path / "mirror"
+    assert ivs(mirror, "sync", "-q", f"{base}/activity").exit_code == 0
+
+    def boxes(data: Path) -> list[tuple[int, int, int, int]]:
+        with Catalogue(data / "catalogue.sqlite") as catalogue:
+            return sorted((r["x"], r["y"], r["w"], r["h"]) for r in catalogue.regions())
+
+    before = boxes(published)
+    assert boxes(mirror) == before and len(before) == 3
+    publisher.files["/alto/0-1.xml"] = (alto(0, 1).replace(b'WIDTH="400"', b'WIDTH="250"'), "application/xml")
+    assert ivs(published, "ingest", "-q", book).exit_code == 0
+    assert boxes(published) != before
+    with httpx.Client() as client:
+        last = client.get(f"{base}/activity").json()["last"]["id"]
+        items = client.get(last).json()["orderedItems"]
+    assert items[-1]["type"] == "Update" and items[-1]["object"]["type"] == "Manifest"
+    assert ivs(mirror, "sync", "-q", f"{base}/activity").exit_code == 0
+    assert boxes(mirror) == boxes(published)

@@ -126,6 +126,7 @@ class Ingester:
         # Without one from the caller (who then closes it), layout files are read on a thread.
         self.layout_reader = layout_reader or LayoutReader(workers=0)
         self._unwritten: list[tuple[CanvasRegions, str]] = []  # (a canvas's regions, its manifest id)
+        self._regions_changed: set[str] = set()  # manifests whose regions this run created, updated or deleted
 
     def _fail(self, kind: str, ref: str, reason: str, manifest_id: str = "") -> None:
         reason = reason if len(reason) <= _MAX_REASON else reason[:_MAX_REASON] + "…"
@@ -232,6 +233,12 @@ class Ingester:
         failed_before = len(self.report.failures)
         await asyncio.gather(*(self._canvas_counted(mid, record, row) for row in canvases))
         self._write_regions()  # before the quarantine below is cleared: its canvases are done
+        if mid in self._regions_changed:
+            # The augmented manifest shows its regions (which canvases have annotations), so a layout corrected
+            # behind an unchanged manifest is an Update of the manifest too: harvesters and mirrors follow
+            # manifests in Change Discovery, not each region's annotation. Once, after all its pages.
+            self._regions_changed.discard(mid)
+            self.catalogue.log_changes("manifest", [("update", mid)])
         # Layout files of this manifest that failed before and were not failing now: read fine, or no longer
         # linked (the manifest or the layout map changed). Their quarantine entries are history.
         still = [ref for kind, ref, _ in self.report.failures[failed_before:] if kind == "layout"]
@@ -314,20 +321,23 @@ class Ingester:
         if not batch:
             return
         try:
-            written = self.catalogue.replace_regions([canvas for canvas, _ in batch])
+            written = list(zip(self.catalogue.replace_regions([canvas for canvas, _ in batch]),
+                               (mid for _, mid in batch), strict=True))
         except Exception as exc:
             if is_disk_full(exc):
                 raise
             written = []
             for canvas, mid in batch:
                 try:
-                    written += self.catalogue.replace_regions([canvas])
+                    written += [(counts, mid) for counts in self.catalogue.replace_regions([canvas])]
                 except Exception as one:
                     if is_disk_full(one):
                         raise
                     self._fail("layout", canvas.read_from, _reason(one), mid)
                     self.catalogue.set_layout_status(canvas.canvas_id, "quarantined")
-        for counts in written:
+        for counts, mid in written:
+            if counts["created"] or counts["updated"] or counts["deleted"]:
+                self._regions_changed.add(mid)
             self.report.layouts_read += 1
             self.report.regions_created += counts["created"]
             self.report.regions_updated += counts["updated"]
