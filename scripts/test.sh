@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh ".[test,ray]"
 bash scripts/install-test-deps.sh
 (cd tests/browser && npm ci --silent --no-audit --no-fund) || echo "note: npm ci in tests/browser failed; the axe-core checks will be skipped" >&2
-# Stock Mirador 4, Clover 3 and TIFY (no configuration) for tests/browser/test_stock_clients.py; Clover is ES
-# modules only, so its entry is bundled with esbuild.
+# Stock Mirador 4, Clover 3, TIFY and Universal Viewer 4 (no configuration) for tests/browser/test_stock_clients.py;
+# Clover is ES modules only, so its entry is bundled with esbuild.
 (cd tests/browser/stock && npm ci --silent --no-audit --no-fund && npm run build --silent) \
   || echo "note: npm ci in tests/browser/stock failed; the stock viewer tests will be skipped" >&2
 # The /map page's script (three.js, bundled with esbuild); tests/browser/test_map_page.py draws with it.

@@ -1,9 +1,10 @@
 """Stock IIIF viewers, with no configuration, against a live ``ivs serve`` on loopback.
 
-Mirador 4 (its defaults: no ``annotations.filteredMotivations``), Clover 3 and TIFY load one augmented v2
-manifest (BnF Gallica's Vogue 1920, cut to the three pages that have ALTO) and one v3 manifest (the IIIF
-Cookbook newspaper). Each must show the page's regions: as many as the region page lists, with a class label
-on screen; Mirador's search panel must get hits from our Content Search 1.0. The viewers come from npm
+Mirador 4 (its defaults: no ``annotations.filteredMotivations``), Clover 3, TIFY and Universal Viewer 4 load
+one augmented v2 manifest (BnF Gallica's Vogue 1920, cut to the three pages that have ALTO) and one v3 manifest
+(the IIIF Cookbook newspaper). Each must show the page's regions: as many as the region page lists, with a class
+label on screen (UV, which reads no annotations itself, counts those its page hands it); Mirador's search panel
+and UV's footer search must get hits from our Content Search 1.0. The viewers come from npm
 (``tests/browser/stock``, installed and built by scripts/test.sh) and are served from a second loopback port, so
 every request to the service is cross-origin; every non-loopback request is blocked (the page images live on
 gallica.bnf.fr and iiif.io, so the viewers show no pixels: regions are counted in their panels).
@@ -212,3 +213,32 @@ def test_stock_tify_lists_the_regions(page, service: Service, clients_url: str, 
     assert len(items) == len(book.labels)
     # TIFY shows every body (v3) or the first resource (v2): the class label comes first.
     assert [item.splitlines()[0].strip() for item in items] == book.labels
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_stock_universal_viewer_counts_the_regions_and_searches(page, service: Service, clients_url: str,  # noqa: ANN001
+                                                                version: str) -> None:
+    """UV 4 loads no annotations itself: the page hands it the canvas's v2 region list, as the README says. It
+    counts them as results of that canvas (on its thumbnail); its footer search uses our Content Search 1.0.
+    The README's first snippet passed ``manifest`` instead of ``iiifManifestId``: UV spun for ever."""
+    book = service.books[version]
+    # The page images are blocked: UV takes that for a failed log-in and says so in a dialog.
+    page.add_locator_handler(page.get_by_role("button", name="OK"), lambda ok: ok.click())
+    regions = f"{book.manifest.rsplit('/', 1)[0]}/canvas/{book.canvas_index}/regions?version=2"
+    page.goto(f"{clients_url}/pages/uv.html?manifest={quote(book.manifest)}&canvas={book.canvas_index}"
+              f"&regions={quote(regions)}")
+    counted = page.locator(".thumb.selected .searchResults")
+    counted.wait_for()
+    assert counted.inner_text().strip() == str(len(book.labels))
+    shot(page, f"uv-{version}-regions")
+    page.locator("button.clearSearch").click()
+    box = page.get_by_role("textbox", name=re.compile("Search within", re.I))
+    box.fill(book.query)
+    box.press("Enter")
+    search = httpx.get(f"{service.base}/search/1/{book.manifest.rsplit('/', 2)[-2]}", params={"q": book.query})
+    total = search.json()["within"]["total"]
+    assert total > 0
+    page.get_by_text(re.compile(rf"^{total} results? found for '{book.query}'", re.I)).wait_for()
+    per_canvas = [int(t) for t in page.locator(".thumb .searchResults").all_inner_texts()]
+    assert sum(per_canvas) == total
+    shot(page, f"uv-{version}-search")
