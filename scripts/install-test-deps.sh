@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# System packages the tests use (a real IIIF image server, a browser). Installs only what is missing,
-# and only as root; otherwise says what to install. Idempotent.
+# System packages the tests use (a real IIIF image server, a browser, nginx for the README's proxy block).
+# Installs only what is missing, and only as root; otherwise says what to install. Idempotent.
 set -euo pipefail
-packages=(iipimage-server lighttpd libvips-tools chromium chromium-driver)
+packages=(iipimage-server lighttpd nginx-light libvips-tools chromium chromium-driver)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
