@@ -16,17 +16,17 @@ PNG/JPEG/TIFF of DTA, Gallicorpora, OCR-D Kant and Indian ferns, BnF thumbnails)
 against a gallery of the crops plus ``--distractors`` page windows of the same pages (hard: look-alike text,
 windows that overlap the crops).
 
-Measured on the shared 2-core CPU (seed 42 / 7; 2026-12-03), candidates = vector top 50 + 50 most-voted
-regions, support = inliers × the shares of the two pictures' areas:
-- 174 crops: top-1 0.983/0.983, top-5 0.989/0.989, top-10 0.989/0.994, top-50 1.000/1.000 (vector alone
-  top-1 0.586/0.586); 200 page windows: top-1 0.960/0.960;
-- 174 crops against 1,679 (crops + 1,505 windows): top-1 0.971/0.977, top-5 0.989/0.977, top-10 0.989/0.983,
-  top-50 0.989/1.000 (vector alone: top-1 0.49/0.52, original in its top 200 only 0.82/0.89);
-- 10,000 regions, one query, one thread: p50 268 ms / p95 338 ms (extraction 71, votes 123, verification 65,
-  on a day the machine ran extraction 2.5× slower than the 28 ms of 11-28); keypoint index IVF-SQ8 (2.1M
-  descriptors) built in 65 s, 28 KiB per region;
-- ``--many 100000``: top-1 0.902/0.868, with same-picture windows dropped as junk 0.920/0.897; query p50
-  300-390 ms (bench/README.md).
+Measured on the shared 2-core CPU (seed 42 / 7), candidates = vector top 50 + 50 most-voted regions,
+support = inliers × the shares of the two pictures' areas. 2026-12-04, images between 448 and 512 px
+described at their own size (``sift-rootsift-affine2``):
+- 174 crops: top-1 0.989/0.989, top-5 0.989/1.000 (vector alone top-1 0.586/0.586); 200 page windows:
+  top-1 0.960/0.965;
+- 174 crops against 1,679 (crops + 1,505 windows): top-1 0.989/0.989, top-50 0.989/1.000 (vector alone:
+  top-1 0.49/0.52, original in its top 200 only 0.82/0.89);
+- 10,000 regions, one query, one thread (2026-12-03): p50 268 ms / p95 338 ms (extraction 71, votes 123,
+  verification 65); keypoint index IVF-SQ8 (2.1M descriptors) built in 65 s, 28 KiB per region;
+- ``--many 100000``: top-1 0.931/0.920 (was 0.902/0.868 before the rule above), with same-picture windows
+  dropped as junk 0.937/0.948; query p50 176-183 ms, one thread (bench/README.md).
 """
 
 from __future__ import annotations
