@@ -72,7 +72,8 @@ def test_local_sample_regions_sit_on_printed_graphics(sample: Path, tmp_path: Pa
     assert checked >= 20
 
 
-def test_reingest_changes_nothing_and_cli_reports(sample: Path, tmp_path: Path) -> None:
+def test_reingest_changes_nothing_and_cli_reports(sample: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "data"
     run_ingest(data, str(sample))
     with Catalogue(data / "catalogue.sqlite") as catalogue:
@@ -87,6 +88,17 @@ def test_reingest_changes_nothing_and_cli_reports(sample: Path, tmp_path: Path) 
         assert catalogue.query_one("SELECT COUNT(*) FROM change")[0] == changes
     status = runner.invoke(main, ["--data-dir", str(data), "status"])
     assert status.exit_code == 0 and "regions:" in status.output and "quarantine: empty" in status.output
+    with Catalogue(data / "catalogue.sqlite") as catalogue:
+        ids = [m["id"] for m in catalogue.manifests()]
+    assert ids and all(i in status.output for i in ids)  # a few manifests: each listed
+    # Tens of thousands would bury the totals: listed only when asked (a small limit stands in for 50 here).
+    from iiif_visual_search.commands import status_cmd
+
+    monkeypatch.setattr(status_cmd, "LISTED_MANIFESTS", len(ids) - 1)
+    short = runner.invoke(main, ["--data-dir", str(data), "status"]).output
+    assert not any(i in short for i in ids) and "ivs status --manifests" in short and "regions:" in short
+    asked = runner.invoke(main, ["--data-dir", str(data), "status", "--manifests"]).output
+    assert all(i in asked for i in ids)
 
 
 def test_nln_manifest_with_mm10_alto_maps_onto_the_canvas(tmp_path: Path) -> None:

@@ -10,11 +10,16 @@ import click
 
 from .common import manifest_id_of, open_catalogue, settings_from
 
+# A national library's catalogue holds tens of thousands of manifests: a line each would bury the totals.
+LISTED_MANIFESTS = 50
+
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table (every manifest).")
+@click.option("--manifests/--no-manifests", "list_manifests", default=None,
+              help=f"List every manifest with its counts (default: only when there are at most {LISTED_MANIFESTS}).")
 @click.pass_context
-def status(ctx: click.Context, as_json: bool) -> None:
+def status(ctx: click.Context, as_json: bool, list_manifests: bool | None) -> None:
     """Counts per manifest, regions by type and flag, quarantine."""
     settings = settings_from(ctx)
     with open_catalogue(settings) as catalogue:
@@ -26,7 +31,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
     manifests = info["manifests"]
     click.echo(f"manifests: {sum(1 for m in manifests if m['status'] == 'ok')} "
                f"({sum(1 for m in manifests if m['status'] != 'ok')} deleted)")
-    for m in manifests:
+    if list_manifests is None:
+        list_manifests = len(manifests) <= LISTED_MANIFESTS
+        if not list_manifests:
+            click.echo("  (not listed: 'ivs status --manifests' lists each with its counts, --json too)")
+    for m in manifests if list_manifests else []:
         label = (m["label"] or m["uri"])[:60]
         gone = "  [deleted]" if m["status"] != "ok" else ""
         click.echo(f"  {m['id']}  {label:<60}  canvases {m['canvases']:>5}  layouts {m['layouts']:>5}  "
