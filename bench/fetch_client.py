@@ -1,32 +1,35 @@
-"""CPU a region image request costs the client: httpx's async client (what ``ivs fetch`` uses) against urllib3's
-pool in threads (what ingest's ``DocumentLoader`` uses), each with 4 requests at once, next to what decoding,
-verifying and re-saving the image costs, so that the client's share of the fetch's CPU is seen.
+"""CPU a region image request costs the client: httpx's async client (what ``ivs fetch`` uses) against ingest's
+``DocumentLoader`` (urllib3's pool on threads), each with 4 requests at once, next to what decoding, verifying and
+re-saving the image costs, so that the client's share of the fetch's CPU is seen. The two clients are
+bench/loader.py's, which compares them on ALTO documents.
 
     .venv/bin/python bench/fetch_client.py [--requests 600] [--rounds 3]
 
 The server is another process on loopback (its CPU is not counted); the body is a 900×700 JPEG of noise (about
 460 kB, larger than the 126 kB average region of bench/fetch.py, which favours neither client).
 
-2026-12-04, the shared 2-core CPU: httpx async 1.25–1.52 ms a request, urllib3 0.38–0.42 ms (0.25–0.33×);
-decode + verify + save 6.7–7.2 ms. Switching ``ivs fetch`` would save about 12 % of its CPU (not done: fetching
-waits on the remote servers' politeness limits far more than on this CPU).
+2026-12-04, the shared 2-core CPU, nothing else running, 5 rounds: httpx async 1.29–2.04 ms a request, the
+``DocumentLoader`` 1.30–1.71 ms (0.84–1.06×); decode + verify + save 7.2–9.6 ms. For bodies this size the two
+clients cost the same (15–18 % of the fetch's CPU): switching ``ivs fetch`` to the loader would gain nothing. A
+bare urllib3 pool with no size cap and no streaming took 0.4 ms in an earlier version of this script; the
+loader's 2× over httpx on ALTO (bench/loader.py) is a per-request saving that a 460 kB body hides.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import io
 import resource
 import socket
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
-import urllib3
 from PIL import Image
 
 AT_ONCE = 4
@@ -63,26 +66,11 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def with_httpx(url: str, n: int, size: int) -> None:
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=AT_ONCE)) as client:
-        gate = asyncio.Semaphore(AT_ONCE)
-
-        async def one() -> None:
-            async with gate:
-                response = await client.get(url)
-                assert len(response.content) == size
-
-        await asyncio.gather(*(one() for _ in range(n)))
-
-
-def with_urllib3(url: str, n: int, size: int) -> None:
-    pool = urllib3.PoolManager(maxsize=AT_ONCE)
-
-    def one(_: int) -> None:
-        assert len(pool.request("GET", url).data) == size
-
-    with ThreadPoolExecutor(AT_ONCE) as workers:
-        list(workers.map(one, range(n)))
+def _loader_bench():  # the sibling bench script, for its clients
+    spec = importlib.util.spec_from_file_location("bench_loader", Path(__file__).with_name("loader.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def process(data: bytes) -> None:
@@ -116,20 +104,23 @@ def main() -> None:
                 assert time.monotonic() < deadline, "the loopback server did not start"
                 time.sleep(0.1)
         print(f"{len(data):,} bytes a request, {n} requests, {AT_ONCE} at once")
+        clients = _loader_bench()
+        urls = [url] * n
+        asyncio.run(clients.with_loader(urls[:20], AT_ONCE))  # warm-up: imports, the server's first answers
         for round_ in range(args.rounds):
             start = cpu_s()
-            asyncio.run(with_httpx(url, n, len(data)))
+            asyncio.run(clients.with_async_client(urls, AT_ONCE))
             a = (cpu_s() - start) / n * 1000
             start = cpu_s()
-            with_urllib3(url, n, len(data))
+            asyncio.run(clients.with_loader(urls, AT_ONCE))
             b = (cpu_s() - start) / n * 1000
             start = cpu_s()
             for _ in range(200):
                 process(data)
             c = (cpu_s() - start) / 200 * 1000
-            print(f"round {round_ + 1}: CPU a request: httpx async {a:.2f} ms, urllib3 threads {b:.2f} ms "
+            print(f"round {round_ + 1}: CPU a request: httpx async {a:.2f} ms, DocumentLoader {b:.2f} ms "
                   f"({b / a:.2f}x); decode + verify + save {c:.2f} ms (the client's share with httpx "
-                  f"{a / (a + c):.0%}, with urllib3 {b / (b + c):.0%})")
+                  f"{a / (a + c):.0%}, with the loader {b / (b + c):.0%})")
     finally:
         server.terminate()
         server.wait(timeout=10)
